@@ -1,0 +1,64 @@
+//! The error type of `peft-core`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while configuring, attaching, saving or loading adapters.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeftError {
+    /// An adapter configuration is invalid (e.g. a zero bottleneck).
+    #[error("invalid adapter configuration: {0}")]
+    InvalidConfig(String),
+    /// An activation name is not one of the supported ones.
+    #[error("unknown activation `{0}` (expected one of: relu, gelu, gelu_new, silu/swish, tanh, leaky_relu)")]
+    UnknownActivation(String),
+    /// Attaching adapters matched no site of the model.
+    #[error("no adapter site matched: {0}")]
+    NothingMatched(String),
+    /// A file could not be read or written.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file is malformed or has unknown/mistyped fields.
+    #[error("malformed JSON in {path}: {message}")]
+    MalformedJson {
+        /// The file.
+        path: PathBuf,
+        /// What serde reported (with line and column).
+        message: String,
+    },
+    /// A safetensors file could not be written or read.
+    #[error("adapter weights {path}: {message}")]
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// An adapter file does not fit the model it is loaded onto.
+    #[error("adapter in {path} does not fit this model: {message}")]
+    Incompatible {
+        /// The adapter directory or file.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
+    /// An adapter file has a format version this library cannot read.
+    #[error("adapter file {path} has format version {found}; this library reads version {supported}")]
+    UnsupportedVersion {
+        /// The adapter config file.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+        /// The version supported.
+        supported: u32,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = PeftError> = std::result::Result<T, E>;

@@ -1,0 +1,408 @@
+//! Adapter files: the trainable weights of a task, apart from the frozen base.
+//!
+//! A saved adapter is a directory with two files:
+//! - [`WEIGHTS_FILE`]: safetensors with only the adapter (and head) tensors, keyed by module path;
+//! - [`CONFIG_FILE`]: a versioned JSON [`AdapterFile`] describing the method, its config and the
+//!   base model it was trained on, so loading onto another architecture fails clearly.
+//!
+//! Both are written atomically (temporary file, then rename), weights first.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+
+use crate::config::AdapterConfig;
+use crate::error::{PeftError, Result};
+use crate::freeze::Trainable;
+
+/// Name of the JSON description inside an adapter directory.
+pub const CONFIG_FILE: &str = "adapter_config.json";
+/// Name of the weights file inside an adapter directory.
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+/// The adapter file format version this library writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The PEFT method of a saved adapter, tagged by name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", content = "config", rename_all = "snake_case")]
+pub enum AdapterMethod {
+    /// Bottleneck adapters (Houlsby, Pfeiffer, parallel).
+    Bottleneck(AdapterConfig),
+    /// No adapter modules: only a task head (and whatever the trainable selection names).
+    HeadOnly,
+}
+
+/// The base model an adapter belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseModelInfo {
+    /// Architecture family, e.g. `bert` or `gpt2`.
+    pub architecture: String,
+    /// Model width.
+    pub hidden_size: usize,
+    /// Number of Transformer blocks.
+    pub num_layers: usize,
+    /// Where the base came from (Hub id or directory), informational.
+    #[serde(default)]
+    pub name_or_path: Option<String>,
+}
+
+/// A task head saved with an adapter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadInfo {
+    /// Head type, e.g. `sequence_classification`.
+    pub kind: String,
+    /// Number of output classes.
+    pub num_labels: usize,
+    /// Class names, if known.
+    #[serde(default)]
+    pub label_names: Vec<String>,
+}
+
+/// The content of `adapter_config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterFile {
+    /// File format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// The library that wrote it.
+    pub library: String,
+    /// Method and its configuration.
+    pub adapter: AdapterMethod,
+    /// The base model.
+    pub base_model: BaseModelInfo,
+    /// The task head, if one is saved.
+    #[serde(default)]
+    pub head: Option<HeadInfo>,
+    /// Regular expressions over module paths selecting the saved tensors.
+    pub saved_patterns: Vec<String>,
+}
+
+impl AdapterFile {
+    /// A description for `adapter` on `base_model`, saving the tensors `saved` selects.
+    pub fn new(adapter: AdapterMethod, base_model: BaseModelInfo, saved: &Trainable) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            library: format!("burn-peft {}", env!("CARGO_PKG_VERSION")),
+            adapter,
+            base_model,
+            head: None,
+            saved_patterns: saved.patterns().to_vec(),
+        }
+    }
+
+    /// Attach a head description.
+    pub fn with_head(mut self, head: HeadInfo) -> Self {
+        self.head = Some(head);
+        self
+    }
+
+    /// The selection of saved tensors.
+    pub fn saved(&self) -> Trainable {
+        self.saved_patterns
+            .iter()
+            .fold(Trainable::none(), |t, p| t.with_pattern(p.clone()))
+    }
+
+    /// Error unless this adapter was made for `base` (same architecture, width and depth).
+    pub fn check_base(&self, base: &BaseModelInfo, path: &Path) -> Result<()> {
+        let mine = &self.base_model;
+        if mine.architecture != base.architecture
+            || mine.hidden_size != base.hidden_size
+            || mine.num_layers != base.num_layers
+        {
+            return Err(PeftError::Incompatible {
+                path: path.to_path_buf(),
+                message: format!(
+                    "saved for {} (hidden {}, {} layers), loading onto {} (hidden {}, {} layers)",
+                    mine.architecture,
+                    mine.hidden_size,
+                    mine.num_layers,
+                    base.architecture,
+                    base.hidden_size,
+                    base.num_layers
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| PeftError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Serialise the tensors of `module` that `file.saved_patterns` select to safetensors bytes.
+pub fn adapter_bytes<M: Module>(module: &M, file: &AdapterFile) -> Result<Vec<u8>> {
+    let weights_err = |message: String| PeftError::Weights {
+        path: PathBuf::from(WEIGHTS_FILE),
+        message,
+    };
+    if file.saved_patterns.is_empty() {
+        return Err(PeftError::InvalidConfig(
+            "nothing selected to save (saved_patterns is empty)".into(),
+        ));
+    }
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_regexes(file.saved_patterns.iter())
+        .metadata("format", "burn-peft-adapter");
+    module
+        .save_into(&mut store)
+        .map_err(|e| weights_err(e.to_string()))?;
+    store.get_bytes().map_err(|e| weights_err(e.to_string()))
+}
+
+/// Save the adapter (and head) tensors of `module` plus `file` into directory `dir`.
+///
+/// Only tensors matching `file.saved_patterns` are written: the frozen base never is.
+pub fn save_adapter<M: Module>(module: &M, dir: impl AsRef<Path>, file: &AdapterFile) -> Result<()> {
+    let dir = dir.as_ref();
+    std::fs::create_dir_all(dir).map_err(|source| PeftError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let bytes = adapter_bytes(module, file)?;
+    let json = serde_json::to_vec_pretty(file).map_err(|e| PeftError::MalformedJson {
+        path: dir.join(CONFIG_FILE),
+        message: e.to_string(),
+    })?;
+    write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
+    write_atomic(&dir.join(CONFIG_FILE), &json)
+}
+
+/// Read and check `adapter_config.json` from an adapter directory.
+pub fn read_adapter_file(dir: impl AsRef<Path>) -> Result<AdapterFile> {
+    let path = dir.as_ref().join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| PeftError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    // Look at the version first so a newer file says so instead of failing on a new field.
+    let raw: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| PeftError::MalformedJson {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    let version = raw
+        .get("format_version")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| PeftError::MalformedJson {
+            path: path.clone(),
+            message: "missing integer field `format_version`".into(),
+        })?;
+    if version != u64::from(FORMAT_VERSION) {
+        return Err(PeftError::UnsupportedVersion {
+            path,
+            found: u32::try_from(version).unwrap_or(u32::MAX),
+            supported: FORMAT_VERSION,
+        });
+    }
+    let file: AdapterFile = serde_json::from_value(raw).map_err(|e| PeftError::MalformedJson {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if let AdapterMethod::Bottleneck(config) = &file.adapter {
+        config.validate()?;
+    }
+    Ok(file)
+}
+
+/// What loading adapter weights did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdapterLoadReport {
+    /// Paths of the tensors loaded.
+    pub loaded: Vec<String>,
+}
+
+/// Load the weights of an adapter directory into `module`, which must already have the adapter
+/// modules attached (build them from [`read_adapter_file`]'s config first).
+///
+/// Errors if the file holds a tensor the model lacks, a tensor has the wrong shape, or the
+/// model has a selected (adapter/head) tensor that the file lacks.
+pub fn load_adapter_weights<M: Module>(
+    module: &mut M,
+    dir: impl AsRef<Path>,
+    file: &AdapterFile,
+) -> Result<AdapterLoadReport> {
+    let path = dir.as_ref().join(WEIGHTS_FILE);
+    if !path.is_file() {
+        return Err(PeftError::Io {
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    let mut store = SafetensorsStore::from_file(&path)
+        .allow_partial(true)
+        .validate(false);
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| PeftError::Weights {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    let incompatible = |message: String| PeftError::Incompatible {
+        path: path.clone(),
+        message,
+    };
+    if !result.errors.is_empty() {
+        let msgs: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+        return Err(incompatible(msgs.join("; ")));
+    }
+    if !result.unused.is_empty() {
+        return Err(incompatible(format!(
+            "the file holds tensors this model lacks: {}",
+            result.unused.join(", ")
+        )));
+    }
+    let saved = file.saved();
+    let mut absent = Vec::new();
+    for (p, _) in &result.missing {
+        if saved.matches(p)? {
+            absent.push(p.clone());
+        }
+    }
+    if !absent.is_empty() {
+        return Err(incompatible(format!(
+            "the model has adapter/head tensors the file lacks: {}",
+            absent.join(", ")
+        )));
+    }
+    Ok(AdapterLoadReport {
+        loaded: result.applied,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attach::attach_adapters;
+    use crate::freeze::randomize_matching;
+    use crate::testing::Toy;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    fn base(toy: &Toy) -> BaseModelInfo {
+        BaseModelInfo {
+            architecture: "toy".into(),
+            hidden_size: toy.d,
+            num_layers: toy.blocks.len(),
+            name_or_path: None,
+        }
+    }
+
+    fn trained_pair() -> (Toy, Toy, AdapterFile) {
+        let device = Device::flex();
+        device.seed(5);
+        let config = AdapterConfig::houlsby(2.0);
+        let mut toy = Toy::new(8, 2, &device);
+        attach_adapters(&mut toy, &config, &device).unwrap_or_else(|e| panic!("{e}"));
+        let fresh = toy.clone();
+        let saved = Trainable::adapters().with_pattern(r"^head\.");
+        let toy = randomize_matching(toy, r"adapter\.|^head\.", 0.3).unwrap_or_else(|e| panic!("{e}"));
+        let file = AdapterFile::new(AdapterMethod::Bottleneck(config), base(&toy), &saved);
+        (toy, fresh, file)
+    }
+
+    #[test]
+    fn round_trip_gives_identical_outputs_and_saves_only_adapters() {
+        let (toy, mut fresh, file) = trained_pair();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        save_adapter(&toy, dir.path(), &file).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
+
+        let read = read_adapter_file(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read, file);
+        read.check_base(&base(&fresh), dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &Device::flex());
+        assert_ne!(fresh.forward(x.clone()).into_data(), toy.forward(x.clone()).into_data());
+        let report = load_adapter_weights(&mut fresh, dir.path(), &read).unwrap_or_else(|e| panic!("{e}"));
+        // 4 adapters x 4 tensors + head weight and bias.
+        assert_eq!(report.loaded.len(), 18);
+        assert_eq!(fresh.forward(x.clone()).into_data(), toy.forward(x).into_data());
+        assert_eq!(
+            fresh.head.weight.val().into_data(),
+            toy.head.weight.val().into_data()
+        );
+    }
+
+    #[test]
+    fn mismatches_are_clear_errors() {
+        let (toy, _, file) = trained_pair();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        save_adapter(&toy, dir.path(), &file).unwrap_or_else(|e| panic!("{e}"));
+        let device = Device::flex();
+
+        let wider = Toy::new(16, 2, &device);
+        assert!(matches!(
+            file.check_base(&base(&wider), dir.path()),
+            Err(PeftError::Incompatible { .. })
+        ));
+        // Weights of another width: shape errors name the tensor.
+        let mut wider = wider;
+        attach_adapters(&mut wider, &AdapterConfig::houlsby(2.0), &device).unwrap_or_else(|e| panic!("{e}"));
+        let err = load_adapter_weights(&mut wider, dir.path(), &file);
+        assert!(matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("adapter_down")), "{err:?}");
+        // A model without adapters has no place for the file's tensors.
+        let mut bare = Toy::new(8, 2, &device);
+        let err = load_adapter_weights(&mut bare, dir.path(), &file);
+        assert!(matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("lacks")), "{err:?}");
+        // A model with more adapters than the file.
+        let mut more = Toy::new(8, 3, &device);
+        attach_adapters(&mut more, &AdapterConfig::houlsby(2.0), &device).unwrap_or_else(|e| panic!("{e}"));
+        let err = load_adapter_weights(&mut more, dir.path(), &file);
+        assert!(matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("blocks.2")), "{err:?}");
+    }
+
+    #[test]
+    fn bad_config_files_are_typed_errors() {
+        let (toy, _, file) = trained_pair();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        save_adapter(&toy, dir.path(), &file).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+
+        std::fs::write(&path, text.replace("\"format_version\": 1", "\"format_version\": 9")).ok();
+        assert!(matches!(read_adapter_file(dir.path()), Err(PeftError::UnsupportedVersion { found: 9, .. })));
+        std::fs::write(&path, &text[..text.len() / 2]).ok();
+        assert!(matches!(read_adapter_file(dir.path()), Err(PeftError::MalformedJson { .. })));
+        std::fs::write(&path, text.replace("\"library\"", "\"surprise\": 1, \"library\"")).ok();
+        assert!(matches!(read_adapter_file(dir.path()), Err(PeftError::MalformedJson { .. })));
+        std::fs::write(&path, text.replace("\"swish\"", "\"sigmoidish\"")).ok();
+        assert!(matches!(read_adapter_file(dir.path()), Err(PeftError::MalformedJson { .. })));
+
+        let weights = dir.path().join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&weights).unwrap_or_default();
+        std::fs::write(&weights, &bytes[..bytes.len() / 2]).ok();
+        let mut fresh = toy.clone();
+        let err = load_adapter_weights(&mut fresh, dir.path(), &file);
+        assert!(matches!(err, Err(PeftError::Weights { .. })), "{err:?}");
+        std::fs::remove_file(&weights).ok();
+        assert!(matches!(load_adapter_weights(&mut fresh, dir.path(), &file), Err(PeftError::Io { .. })));
+    }
+}

@@ -1,0 +1,336 @@
+//! BERT configuration: burn's [`BertConfig`] and the Hugging Face `config.json` it is read from.
+
+use std::path::Path;
+
+use burn::config::Config;
+use serde::Deserialize;
+
+use crate::error::{ModelError, Result};
+
+/// Architecture of a BERT encoder (post-LN), with Hugging Face's defaults for `bert-base-uncased`.
+#[derive(Config, Debug, PartialEq)]
+pub struct BertConfig {
+    /// Vocabulary size. Default: 30522.
+    #[config(default = 30522)]
+    pub vocab_size: usize,
+    /// Model width. Default: 768.
+    #[config(default = 768)]
+    pub hidden_size: usize,
+    /// Number of encoder layers. Default: 12.
+    #[config(default = 12)]
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer. Default: 12.
+    #[config(default = 12)]
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward block. Default: 3072.
+    #[config(default = 3072)]
+    pub intermediate_size: usize,
+    /// Feed-forward non-linearity. Default: `gelu` (erf form).
+    #[config(default = "HiddenAct::Gelu")]
+    pub hidden_act: HiddenAct,
+    /// Dropout on embeddings and sub-layer outputs. Default: 0.1.
+    #[config(default = 0.1)]
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention probabilities. Default: 0.1.
+    #[config(default = 0.1)]
+    pub attention_probs_dropout_prob: f64,
+    /// Size of the learned position table. Default: 512.
+    #[config(default = 512)]
+    pub max_position_embeddings: usize,
+    /// Number of token types (segments). Default: 2.
+    #[config(default = 2)]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon (BERT uses 1e-12, not burn's 1e-5). Default: 1e-12.
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+    /// Padding token id. Default: 0.
+    #[config(default = 0)]
+    pub pad_token_id: usize,
+    /// Whether the model has the pooler (dense + tanh on `[CLS]`). Default: true.
+    #[config(default = true)]
+    pub add_pooling_layer: bool,
+}
+
+/// Feed-forward activations found in BERT-family checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HiddenAct {
+    /// GELU, erf form.
+    Gelu,
+    /// GELU, tanh approximation.
+    #[serde(alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
+    GeluNew,
+    /// ReLU.
+    Relu,
+    /// SiLU / swish.
+    #[serde(alias = "swish")]
+    Silu,
+}
+
+impl HiddenAct {
+    /// Apply it.
+    pub fn forward<const D: usize>(self, x: burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D> {
+        use burn::tensor::activation;
+        match self {
+            Self::Gelu => activation::gelu(x),
+            Self::GeluNew => activation::gelu_approximate(x),
+            Self::Relu => activation::relu(x),
+            Self::Silu => activation::silu(x),
+        }
+    }
+}
+
+/// The fields of a Hugging Face BERT `config.json` that matter here; unknown keys are ignored
+/// (HF configs carry many), missing ones take Hugging Face's defaults.
+#[derive(Clone, Debug, Deserialize)]
+pub struct HfBertConfig {
+    /// `model_type`, checked to be BERT-like if present.
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// `vocab_size`.
+    #[serde(default = "d_vocab")]
+    pub vocab_size: usize,
+    /// `hidden_size`.
+    #[serde(default = "d_hidden")]
+    pub hidden_size: usize,
+    /// `num_hidden_layers`.
+    #[serde(default = "d_layers")]
+    pub num_hidden_layers: usize,
+    /// `num_attention_heads`.
+    #[serde(default = "d_heads")]
+    pub num_attention_heads: usize,
+    /// `intermediate_size`.
+    #[serde(default = "d_intermediate")]
+    pub intermediate_size: usize,
+    /// `hidden_act`.
+    #[serde(default = "d_act")]
+    pub hidden_act: String,
+    /// `hidden_dropout_prob`.
+    #[serde(default = "d_dropout")]
+    pub hidden_dropout_prob: f64,
+    /// `attention_probs_dropout_prob`.
+    #[serde(default = "d_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    /// `max_position_embeddings`.
+    #[serde(default = "d_positions")]
+    pub max_position_embeddings: usize,
+    /// `type_vocab_size`.
+    #[serde(default = "d_types")]
+    pub type_vocab_size: usize,
+    /// `layer_norm_eps`.
+    #[serde(default = "d_eps")]
+    pub layer_norm_eps: f64,
+    /// `pad_token_id`.
+    #[serde(default)]
+    pub pad_token_id: Option<usize>,
+    /// `position_embedding_type`: only `absolute` is supported.
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+}
+
+fn d_vocab() -> usize {
+    30522
+}
+fn d_hidden() -> usize {
+    768
+}
+fn d_layers() -> usize {
+    12
+}
+fn d_heads() -> usize {
+    12
+}
+fn d_intermediate() -> usize {
+    3072
+}
+fn d_act() -> String {
+    "gelu".into()
+}
+fn d_dropout() -> f64 {
+    0.1
+}
+fn d_positions() -> usize {
+    512
+}
+fn d_types() -> usize {
+    2
+}
+fn d_eps() -> f64 {
+    1e-12
+}
+
+impl HfBertConfig {
+    /// Parse a `config.json` file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| ModelError::MalformedJson {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl TryFrom<HfBertConfig> for BertConfig {
+    type Error = ModelError;
+
+    fn try_from(hf: HfBertConfig) -> Result<Self> {
+        let invalid = |m: String| Err(ModelError::InvalidConfig(m));
+        if let Some(t) = hf.model_type.as_deref()
+            && !matches!(t, "bert" | "roberta" | "xlm-roberta" | "camembert")
+        {
+            return invalid(format!("model_type `{t}` is not a BERT model"));
+        }
+        if let Some(p) = hf.position_embedding_type.as_deref()
+            && p != "absolute"
+        {
+            return invalid(format!(
+                "position_embedding_type `{p}` is not supported (only `absolute`)"
+            ));
+        }
+        for (name, v) in [
+            ("vocab_size", hf.vocab_size),
+            ("hidden_size", hf.hidden_size),
+            ("num_hidden_layers", hf.num_hidden_layers),
+            ("num_attention_heads", hf.num_attention_heads),
+            ("intermediate_size", hf.intermediate_size),
+            ("max_position_embeddings", hf.max_position_embeddings),
+            ("type_vocab_size", hf.type_vocab_size),
+        ] {
+            if v == 0 {
+                return invalid(format!("{name} must be positive"));
+            }
+        }
+        if hf.hidden_size % hf.num_attention_heads != 0 {
+            return invalid(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                hf.hidden_size, hf.num_attention_heads
+            ));
+        }
+        for (name, p) in [
+            ("hidden_dropout_prob", hf.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                hf.attention_probs_dropout_prob,
+            ),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return invalid(format!("{name} must be in [0, 1), got {p}"));
+            }
+        }
+        if !(hf.layer_norm_eps > 0.0) {
+            return invalid(format!(
+                "layer_norm_eps must be positive, got {}",
+                hf.layer_norm_eps
+            ));
+        }
+        let hidden_act: HiddenAct = serde_json::from_value(serde_json::Value::String(
+            hf.hidden_act.clone(),
+        ))
+        .map_err(|_| {
+            ModelError::InvalidConfig(format!("hidden_act `{}` is not supported", hf.hidden_act))
+        })?;
+        let pad = hf.pad_token_id.unwrap_or(0);
+        if pad >= hf.vocab_size {
+            return invalid(format!(
+                "pad_token_id {pad} >= vocab_size {}",
+                hf.vocab_size
+            ));
+        }
+        Ok(BertConfig::new()
+            .with_vocab_size(hf.vocab_size)
+            .with_hidden_size(hf.hidden_size)
+            .with_num_hidden_layers(hf.num_hidden_layers)
+            .with_num_attention_heads(hf.num_attention_heads)
+            .with_intermediate_size(hf.intermediate_size)
+            .with_hidden_act(hidden_act)
+            .with_hidden_dropout_prob(hf.hidden_dropout_prob)
+            .with_attention_probs_dropout_prob(hf.attention_probs_dropout_prob)
+            .with_max_position_embeddings(hf.max_position_embeddings)
+            .with_type_vocab_size(hf.type_vocab_size)
+            .with_layer_norm_eps(hf.layer_norm_eps)
+            .with_pad_token_id(pad))
+    }
+}
+
+impl BertConfig {
+    /// Read and validate a Hugging Face `config.json`.
+    pub fn from_hf_file(path: impl AsRef<Path>) -> Result<Self> {
+        HfBertConfig::from_file(path)?.try_into()
+    }
+
+    /// Validate a config built in code (the same checks as for `config.json`).
+    pub fn validate(&self) -> Result<()> {
+        let hf = HfBertConfig {
+            model_type: None,
+            vocab_size: self.vocab_size,
+            hidden_size: self.hidden_size,
+            num_hidden_layers: self.num_hidden_layers,
+            num_attention_heads: self.num_attention_heads,
+            intermediate_size: self.intermediate_size,
+            hidden_act: "gelu".into(),
+            hidden_dropout_prob: self.hidden_dropout_prob,
+            attention_probs_dropout_prob: self.attention_probs_dropout_prob,
+            max_position_embeddings: self.max_position_embeddings,
+            type_vocab_size: self.type_vocab_size,
+            layer_norm_eps: self.layer_norm_eps,
+            pad_token_id: Some(self.pad_token_id),
+            position_embedding_type: None,
+        };
+        BertConfig::try_from(hf).map(|_| ())
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<BertConfig> {
+        let hf: HfBertConfig =
+            serde_json::from_str(json).map_err(|e| ModelError::MalformedJson {
+                path: "inline".into(),
+                message: e.to_string(),
+            })?;
+        hf.try_into()
+    }
+
+    #[test]
+    fn minilm_config_parses_with_unknown_keys() {
+        let json = r#"{"_name_or_path": "x", "architectures": ["BertModel"], "attention_probs_dropout_prob": 0.1,
+            "gradient_checkpointing": false, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+            "hidden_size": 384, "initializer_range": 0.02, "intermediate_size": 1536,
+            "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert",
+            "num_attention_heads": 12, "num_hidden_layers": 6, "pad_token_id": 0,
+            "position_embedding_type": "absolute", "transformers_version": "4.8.2",
+            "type_vocab_size": 2, "use_cache": true, "vocab_size": 30522}"#;
+        let c = parse(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (c.hidden_size, c.num_hidden_layers, c.head_dim()),
+            (384, 6, 32)
+        );
+        assert_eq!(c.layer_norm_eps, 1e-12);
+        assert_eq!(c.hidden_act, HiddenAct::Gelu);
+    }
+
+    #[test]
+    fn inconsistent_and_malformed_configs_are_typed_errors() {
+        let e = parse(r#"{"hidden_size": 100, "num_attention_heads": 12}"#);
+        assert!(matches!(e, Err(ModelError::InvalidConfig(m)) if m.contains("not divisible")));
+        let e = parse(r#"{"hidden_size": "big"}"#);
+        assert!(matches!(e, Err(ModelError::MalformedJson { .. })));
+        let e = parse(r#"{"hidden_act": "sigmoid"}"#);
+        assert!(matches!(e, Err(ModelError::InvalidConfig(m)) if m.contains("sigmoid")));
+        let e = parse(r#"{"model_type": "gpt2"}"#);
+        assert!(matches!(e, Err(ModelError::InvalidConfig(_))));
+        let e = parse(r#"{"num_hidden_layers": 0}"#);
+        assert!(matches!(e, Err(ModelError::InvalidConfig(_))));
+    }
+}

@@ -1,0 +1,82 @@
+//! One post-LN BERT encoder layer with its two adapter sites.
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use peft_core::{BottleneckAdapter, residual_site};
+
+use super::attention::BertAttention;
+use super::config::{BertConfig, HiddenAct};
+
+/// Feed-forward up-projection and activation (HF `intermediate`).
+#[derive(Module, Debug)]
+pub struct BertIntermediate {
+    /// `hidden -> intermediate`.
+    pub dense: Linear,
+    /// The activation.
+    #[module(skip)]
+    pub act: HiddenAct,
+}
+
+/// Feed-forward down-projection + dropout, the adapter site, residual add and LayerNorm
+/// (HF `output`).
+#[derive(Module, Debug)]
+pub struct BertOutput {
+    /// `intermediate -> hidden`.
+    pub dense: Linear,
+    /// HF `LayerNorm`.
+    pub layer_norm: LayerNorm,
+    /// Dropout on the projection.
+    pub dropout: Dropout,
+    /// The adapter at [`peft_core::AdapterSite::FeedForwardOutput`], if attached.
+    pub adapter: Option<BottleneckAdapter>,
+}
+
+/// One encoder layer (HF `encoder.layer.N`).
+#[derive(Module, Debug)]
+pub struct BertLayer {
+    /// Attention sub-layer.
+    pub attention: BertAttention,
+    /// Feed-forward up-projection.
+    pub intermediate: BertIntermediate,
+    /// Feed-forward output sub-layer.
+    pub output: BertOutput,
+}
+
+impl BertLayer {
+    /// Build with random weights.
+    pub fn new(config: &BertConfig, device: &Device) -> Self {
+        let h = config.hidden_size;
+        Self {
+            attention: BertAttention::new(config, device),
+            intermediate: BertIntermediate {
+                dense: LinearConfig::new(h, config.intermediate_size).init(device),
+                act: config.hidden_act,
+            },
+            output: BertOutput {
+                dense: LinearConfig::new(config.intermediate_size, h).init(device),
+                layer_norm: LayerNormConfig::new(h)
+                    .with_epsilon(config.layer_norm_eps)
+                    .init(device),
+                dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+                adapter: None,
+            },
+        }
+    }
+
+    /// `[batch, seq, hidden]` -> `[batch, seq, hidden]`; `mask_bias` `[batch, 1, 1, seq]`.
+    pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+        let x = self.attention.forward(x, mask_bias);
+        let up = self
+            .intermediate
+            .act
+            .forward(self.intermediate.dense.forward(x.clone()));
+        let h = self.output.dropout.forward(self.output.dense.forward(up));
+        residual_site(
+            self.output.adapter.as_ref(),
+            h,
+            x,
+            Some(&self.output.layer_norm),
+        )
+    }
+}

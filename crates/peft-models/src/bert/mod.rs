@@ -1,0 +1,15 @@
+//! BERT (Devlin et al. 2019): a post-LN Transformer encoder with adapter sites.
+//!
+//! Same file layout for every model family: `config.rs` (burn config + HF `config.json`),
+//! `embeddings.rs`, `attention.rs`, `layer.rs`, `model.rs`, `weights.rs` (checkpoint names).
+
+pub mod attention;
+pub mod config;
+pub mod embeddings;
+pub mod layer;
+pub mod model;
+pub mod weights;
+
+pub use config::{BertConfig, HfBertConfig, HiddenAct};
+pub use model::{BertInput, BertModel, BertModelOutput, cls, mask_bias};
+pub use weights::BERT_KEY_REMAP;

@@ -1,0 +1,219 @@
+//! The BERT encoder, pooler and full model.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Int, Tensor, activation};
+use peft_core::{AdapterHost, AdapterSite, BaseModelInfo, BottleneckAdapter};
+
+use super::config::BertConfig;
+use super::embeddings::BertEmbeddings;
+use super::layer::BertLayer;
+use crate::error::{ModelError, Result};
+
+/// The stack of encoder layers (HF `encoder`).
+#[derive(Module, Debug)]
+pub struct BertEncoder {
+    /// HF `encoder.layer.N`.
+    pub layer: Vec<BertLayer>,
+}
+
+/// Dense + tanh on the `[CLS]` vector (HF `pooler`).
+#[derive(Module, Debug)]
+pub struct BertPooler {
+    /// `hidden -> hidden`.
+    pub dense: Linear,
+}
+
+impl BertPooler {
+    /// `[batch, seq, hidden]` -> `[batch, hidden]` from the first token.
+    pub fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
+        activation::tanh(self.dense.forward(cls(hidden)))
+    }
+}
+
+/// The first (`[CLS]`) token of each sequence: `[batch, seq, hidden]` -> `[batch, hidden]`.
+pub fn cls(hidden: Tensor<3>) -> Tensor<2> {
+    let [b, _, h] = hidden.dims();
+    hidden.slice([0..b, 0..1]).reshape([b, h])
+}
+
+/// Inputs of a BERT forward pass, all `[batch, seq]`.
+#[derive(Clone, Debug)]
+pub struct BertInput {
+    /// Token ids.
+    pub input_ids: Tensor<2, Int>,
+    /// Segment ids (0 for the first sentence, 1 for the second); zeros when absent.
+    pub token_type_ids: Option<Tensor<2, Int>>,
+    /// 1 for real tokens, 0 for padding; all ones when absent.
+    pub attention_mask: Option<Tensor<2, Int>>,
+}
+
+impl BertInput {
+    /// Inputs from token ids alone (no padding, one segment).
+    pub fn new(input_ids: Tensor<2, Int>) -> Self {
+        Self {
+            input_ids,
+            token_type_ids: None,
+            attention_mask: None,
+        }
+    }
+
+    /// With token types.
+    pub fn with_token_type_ids(mut self, ids: Tensor<2, Int>) -> Self {
+        self.token_type_ids = Some(ids);
+        self
+    }
+
+    /// With a padding mask.
+    pub fn with_attention_mask(mut self, mask: Tensor<2, Int>) -> Self {
+        self.attention_mask = Some(mask);
+        self
+    }
+}
+
+/// Outputs of [`BertModel::forward`].
+#[derive(Clone, Debug)]
+pub struct BertModelOutput {
+    /// `[batch, seq, hidden]`.
+    pub last_hidden_state: Tensor<3>,
+    /// `[batch, hidden]`, when the model has a pooler.
+    pub pooler_output: Option<Tensor<2>>,
+}
+
+/// A BERT encoder with adapter sites (HF `BertModel`).
+#[derive(Module, Debug)]
+pub struct BertModel {
+    /// HF `embeddings`.
+    pub embeddings: BertEmbeddings,
+    /// HF `encoder`.
+    pub encoder: BertEncoder,
+    /// HF `pooler`, if the model has one.
+    pub pooler: Option<BertPooler>,
+    /// Size of the position table (longest accepted sequence).
+    pub max_position_embeddings: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// Number of token types.
+    pub type_vocab_size: usize,
+}
+
+impl BertConfig {
+    /// Build a BERT with random weights (use [`BertModel::from_pretrained`] for real ones).
+    pub fn init(&self, device: &Device) -> Result<BertModel> {
+        self.validate()?;
+        Ok(BertModel {
+            embeddings: BertEmbeddings::new(self, device),
+            encoder: BertEncoder {
+                layer: (0..self.num_hidden_layers)
+                    .map(|_| BertLayer::new(self, device))
+                    .collect(),
+            },
+            pooler: self.add_pooling_layer.then(|| BertPooler {
+                dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),
+            }),
+            max_position_embeddings: self.max_position_embeddings,
+            hidden_size: self.hidden_size,
+            type_vocab_size: self.type_vocab_size,
+        })
+    }
+}
+
+/// The additive attention bias `[batch, 1, 1, seq]`: 0 for tokens, `f32::MIN` for padding
+/// (what transformers adds), built once per forward and shared by all layers.
+pub fn mask_bias(attention_mask: Tensor<2, Int>) -> Tensor<4> {
+    let [b, s] = attention_mask.dims();
+    let keep = attention_mask.float();
+    ((keep.ones_like() - keep) * f64::from(f32::MIN)).reshape([b, 1, 1, s])
+}
+
+impl BertModel {
+    /// Check that `input` fits the model (sequence length, matching shapes).
+    pub fn check_input(&self, input: &BertInput) -> Result<()> {
+        let [b, s] = input.input_ids.dims();
+        if s == 0 || b == 0 {
+            return Err(ModelError::InvalidInput("empty batch or sequence".into()));
+        }
+        if s > self.max_position_embeddings {
+            return Err(ModelError::InvalidInput(format!(
+                "sequence length {s} exceeds max_position_embeddings {}: truncate the input",
+                self.max_position_embeddings
+            )));
+        }
+        for (name, t) in [
+            ("token_type_ids", &input.token_type_ids),
+            ("attention_mask", &input.attention_mask),
+        ] {
+            if let Some(t) = t
+                && t.dims() != [b, s]
+            {
+                return Err(ModelError::InvalidInput(format!(
+                    "{name} has shape {:?}, input_ids {:?}",
+                    t.dims(),
+                    [b, s]
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`BertModel::forward`] after [`BertModel::check_input`].
+    pub fn try_forward(&self, input: BertInput) -> Result<BertModelOutput> {
+        self.check_input(&input)?;
+        Ok(self.forward(input))
+    }
+
+    /// Encode a batch. Inputs are `[batch, seq]` with `seq <= max_position_embeddings`
+    /// (see [`BertModel::try_forward`] for a checked call).
+    pub fn forward(&self, input: BertInput) -> BertModelOutput {
+        let device = input.input_ids.device();
+        let dims = input.input_ids.dims();
+        let token_type_ids = input
+            .token_type_ids
+            .unwrap_or_else(|| Tensor::zeros(dims, &device));
+        let attention_mask = input
+            .attention_mask
+            .unwrap_or_else(|| Tensor::ones(dims, &device));
+        let bias = mask_bias(attention_mask);
+        let mut x = self.embeddings.forward(input.input_ids, token_type_ids);
+        for layer in &self.encoder.layer {
+            x = layer.forward(x, bias.clone());
+        }
+        let pooler_output = self.pooler.as_ref().map(|p| p.forward(x.clone()));
+        BertModelOutput {
+            last_hidden_state: x,
+            pooler_output,
+        }
+    }
+
+    /// Description of this base model for adapter files.
+    pub fn base_info(&self) -> BaseModelInfo {
+        BaseModelInfo {
+            architecture: "bert".into(),
+            hidden_size: self.hidden_size,
+            num_layers: self.encoder.layer.len(),
+            name_or_path: None,
+        }
+    }
+}
+
+impl AdapterHost for BertModel {
+    fn num_layers(&self) -> usize {
+        self.encoder.layer.len()
+    }
+
+    fn d_model(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn adapter_slot(
+        &mut self,
+        layer: usize,
+        site: AdapterSite,
+    ) -> Option<&mut Option<BottleneckAdapter>> {
+        let layer = self.encoder.layer.get_mut(layer)?;
+        Some(match site {
+            AdapterSite::AttentionOutput => &mut layer.attention.output.adapter,
+            AdapterSite::FeedForwardOutput => &mut layer.output.adapter,
+        })
+    }
+}

@@ -1,0 +1,43 @@
+//! Hugging Face BERT checkpoint names -> our module paths. The only place that knows them.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use peft_core::Trainable;
+
+use super::config::BertConfig;
+use super::model::BertModel;
+use crate::checkpoint::{LoadReport, find_checkpoint, load_hf_checkpoint};
+use crate::error::Result;
+
+/// Checkpoint key -> module path rewrites: optional `bert.` prefix, `LayerNorm` ->
+/// `layer_norm`, `attention.self` -> `attention.self_attn`.
+pub const BERT_KEY_REMAP: [(&str, &str); 3] = [
+    (r"^bert\.", ""),
+    (r"\.LayerNorm\.", ".layer_norm."),
+    (r"\.attention\.self\.", ".attention.self_attn."),
+];
+
+/// Module paths that a base BERT checkpoint does not hold: adapters (and, in a wrapper,
+/// heads, which callers add to the selection).
+pub fn bert_optional_paths() -> Trainable {
+    Trainable::adapters()
+}
+
+impl BertModel {
+    /// Load weights from a checkpoint file into this model (adapters keep their values).
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<LoadReport> {
+        load_hf_checkpoint(self, path, &BERT_KEY_REMAP, &bert_optional_paths())
+    }
+
+    /// Build from a Hugging Face model directory: `config.json` plus `model.safetensors` or
+    /// `pytorch_model.bin`.
+    pub fn from_pretrained(dir: impl AsRef<Path>, device: &Device) -> Result<(Self, LoadReport)> {
+        let dir = dir.as_ref();
+        let config = BertConfig::from_hf_file(dir.join("config.json"))?;
+        let checkpoint = find_checkpoint(dir)?;
+        let mut model = config.init(device)?;
+        let report = model.load_checkpoint(checkpoint)?;
+        Ok((model, report))
+    }
+}

@@ -1,0 +1,163 @@
+//! Loading Hugging Face checkpoints (`model.safetensors`, `pytorch_model.bin`) with burn-store,
+//! shared by all model families. Each family's `weights.rs` supplies only its key remapping.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{
+    ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
+use burn::tensor::DType;
+use peft_core::Trainable;
+
+use crate::error::{ModelError, Result};
+
+/// Checkpoint file names looked for in a model directory, in order of preference.
+pub const CHECKPOINT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+
+/// The checkpoint file of a model directory (`model.safetensors` preferred).
+pub fn find_checkpoint(dir: impl AsRef<Path>) -> Result<PathBuf> {
+    let dir = dir.as_ref();
+    CHECKPOINT_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ModelError::NoCheckpoint {
+            dir: dir.to_path_buf(),
+        })
+}
+
+/// What loading a base checkpoint did. Keep it: it names every key that was not used.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The file read.
+    pub path: PathBuf,
+    /// Number of model tensors that received a value.
+    pub loaded: usize,
+    /// Checkpoint keys the model has no place for (e.g. `cls.*` heads, `position_ids` buffers).
+    pub unused: Vec<String>,
+    /// Model tensors left at their initial value because they are not part of a base checkpoint
+    /// (adapters, task heads).
+    pub not_in_checkpoint: Vec<String>,
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "loaded {} tensors from {}",
+            self.loaded,
+            self.path.display()
+        )?;
+        if !self.unused.is_empty() {
+            write!(
+                f,
+                "; ignored {} checkpoint key(s): {}",
+                self.unused.len(),
+                self.unused.join(", ")
+            )?;
+        }
+        if !self.not_in_checkpoint.is_empty() {
+            write!(
+                f,
+                "; {} adapter/head tensor(s) not in the checkpoint",
+                self.not_in_checkpoint.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
+    ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Load a Hugging Face checkpoint into `module`.
+///
+/// - `remap`: `(regex, replacement)` pairs turning checkpoint keys into module paths;
+/// - `optional`: module paths that may be absent from the checkpoint (adapters, heads); any
+///   other absent path is a [`ModelError::MissingWeights`];
+/// - tensors with the wrong shape are a [`ModelError::IncompatibleWeights`];
+/// - f16/bf16 checkpoints are cast to f32.
+///
+/// Linear weights are transposed from PyTorch's `[out, in]` by burn-store's PyTorch adapter,
+/// which applies to modules of type `Linear` only.
+pub fn load_hf_checkpoint<M: Module>(
+    module: &mut M,
+    path: impl AsRef<Path>,
+    remap: &[(&str, &str)],
+    optional: &Trainable,
+) -> Result<LoadReport> {
+    let path = path.as_ref();
+    if !path.is_file() {
+        return Err(ModelError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such checkpoint file"),
+        });
+    }
+    let remapper = KeyRemapper::from_patterns(remap.to_vec())
+        .map_err(|e| ModelError::InvalidConfig(format!("bad key remapping: {e}")))?;
+    let is_bin = path
+        .extension()
+        .is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
+    let result: ApplyResult = if is_bin {
+        let mut store = PytorchStore::from_file(path)
+            .remap(remapper)
+            .allow_partial(true)
+            .validate(false)
+            .map_indices_contiguous(false);
+        module
+            .load_from(&mut store)
+            .map_err(|e| checkpoint_error(path, e))?
+    } else {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+            .remap(remapper)
+            .allow_partial(true)
+            .validate(false)
+            .map_indices_contiguous(false);
+        module
+            .load_from(&mut store)
+            .map_err(|e| checkpoint_error(path, e))?
+    };
+    check_apply_result(path, result, optional)
+}
+
+/// Turn burn-store's apply result into a [`LoadReport`] or the error it implies.
+pub fn check_apply_result(
+    path: &Path,
+    result: ApplyResult,
+    optional: &Trainable,
+) -> Result<LoadReport> {
+    if !result.errors.is_empty() {
+        return Err(ModelError::IncompatibleWeights {
+            path: path.to_path_buf(),
+            problems: result.errors.iter().map(|e| e.to_string()).collect(),
+        });
+    }
+    let mut missing = Vec::new();
+    let mut not_in_checkpoint = Vec::new();
+    for (p, _) in result.missing {
+        if optional.matches(&p)? {
+            not_in_checkpoint.push(p);
+        } else {
+            missing.push(p);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ModelError::MissingWeights {
+            path: path.to_path_buf(),
+            keys: missing,
+        });
+    }
+    Ok(LoadReport {
+        path: path.to_path_buf(),
+        loaded: result.applied.len(),
+        unused: result.unused,
+        not_in_checkpoint,
+    })
+}

@@ -1,0 +1,24 @@
+//! # peft-models: Transformer models with adapter sites, loading Hugging Face checkpoints
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`bert`] | BERT (post-LN encoder): config, embeddings, attention, layer, model, checkpoint names |
+//! | [`head`] | task heads: [`head::ClassificationHead`] and [`head::BertClassifier`] |
+//! | [`checkpoint`] | loading `model.safetensors` / `pytorch_model.bin` with burn-store, load reports |
+//! | [`tokenizer`] | `tokenizer.json` through the `tokenizers` crate, padding to the longest item |
+//! | [`hub`] | resolving a local directory or downloading from the Hugging Face Hub |
+//! | [`error`] | [`ModelError`] |
+//!
+//! Every model block holds one `Option<peft_core::BottleneckAdapter>` per adapter site and
+//! implements [`peft_core::AdapterHost`], so `peft_core::attach_adapters` works the same on each.
+#![warn(missing_docs)]
+
+pub mod bert;
+pub mod checkpoint;
+pub mod error;
+pub mod head;
+pub mod hub;
+pub mod tokenizer;
+
+pub use checkpoint::{LoadReport, find_checkpoint};
+pub use error::{ModelError, Result};

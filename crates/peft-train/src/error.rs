@@ -1,0 +1,84 @@
+//! The error type of `peft-train`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while preparing data or training.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A file could not be read or written.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A data file holds no examples.
+    #[error("data file {path} has no examples")]
+    EmptyData {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A row of a data file is malformed.
+    #[error("{path}:{line}: {message}")]
+    MalformedRow {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number in the file.
+        line: usize,
+        /// What is wrong with the row.
+        message: String,
+    },
+    /// A label lies outside `0..num_labels`.
+    #[error("{path}:{line}: label {label} is out of range for {num_labels} classes")]
+    LabelOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The label found.
+        label: i64,
+        /// The number of classes of the task.
+        num_labels: usize,
+    },
+    /// A dataset could not be downloaded.
+    #[error("cannot download {url}: {message}")]
+    Download {
+        /// The URL tried.
+        url: String,
+        /// What went wrong and how to work around it.
+        message: String,
+    },
+    /// The loss became NaN or infinite.
+    #[error("non-finite loss ({loss}) at step {step}; last good checkpoint: {checkpoint}")]
+    NonFiniteLoss {
+        /// Optimizer step at which it happened.
+        step: usize,
+        /// The value.
+        loss: f64,
+        /// Where the last good checkpoint is (or "none").
+        checkpoint: String,
+    },
+    /// A training or checkpoint configuration is invalid.
+    #[error("invalid training configuration: {0}")]
+    InvalidConfig(String),
+    /// A checkpoint could not be written or read back.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A model-level error.
+    #[error(transparent)]
+    Model(#[from] peft_models::ModelError),
+    /// An adapter-level error.
+    #[error(transparent)]
+    Peft(#[from] peft_core::PeftError),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
