@@ -29,6 +29,8 @@ pub struct BottleneckAdapter {
     pub dropout: Dropout,
     /// Fixed scaling factor (1.0 when `scaling` is learned).
     pub fixed_scaling: f64,
+    /// Add the adapter residual before `adapter_norm_after` (sequential adapters only).
+    pub adapter_residual_before_ln: bool,
     /// The non-linearity.
     #[module(skip)]
     pub activation: Activation,
@@ -104,6 +106,7 @@ impl BottleneckConfig {
             adapter_norm_after: self.ln_after.then(norm),
             dropout: DropoutConfig::new(self.dropout).init(),
             fixed_scaling,
+            adapter_residual_before_ln: self.adapter_residual_before_ln,
             activation: self.activation,
             wiring,
         })
@@ -176,21 +179,23 @@ impl BottleneckAdapter {
                 }
             }
             Composition::Sequential => {
-                let mut adapter_residual = w.residual_before_ln.then(|| hidden.clone());
+                // pre_forward: the adapter's residual is the sub-layer output, or what the adapter
+                // reads when residual_before_ln is false.
+                let early_residual = w.residual_before_ln.then(|| hidden.clone());
                 let input = if w.original_ln_before {
                     add_norm(hidden, residual.clone())
                 } else {
                     hidden
                 };
-                let adapter_residual = adapter_residual.take().unwrap_or_else(|| input.clone());
+                let adapter_residual = early_residual.unwrap_or_else(|| input.clone());
                 let mut out = self.branch(input);
-                if w.residual_before_ln {
+                if self.adapter_residual_before_ln {
                     out = out + adapter_residual.clone();
                 }
                 if let Some(ln) = &self.adapter_norm_after {
                     out = ln.forward(out);
                 }
-                if !w.residual_before_ln {
+                if !self.adapter_residual_before_ln {
                     out = out + adapter_residual;
                 }
                 if w.original_ln_after {
@@ -342,7 +347,7 @@ mod tests {
             .with_scaling(Scaling::Channel)
             .with_activation(Activation::Tanh);
         let a = adapter(&config, &device);
-        let a = randomize_matching(a, ".*", 0.3).unwrap_or_else(|e| panic!("{e}"));
+        let mut a = randomize_matching(a, ".*", 0.3).unwrap_or_else(|e| panic!("{e}"));
         let (Some(lb), Some(la), Some(s)) = (&a.adapter_norm_before, &a.adapter_norm_after, &a.scaling)
         else {
             panic!("norms and scaling must exist")
@@ -351,7 +356,11 @@ mod tests {
             .adapter_up
             .forward(a.activation.forward(a.adapter_down.forward(lb.forward(h.clone()))))
             * s.val().unsqueeze::<3>();
-        // residual_before_ln: out = LN_after(f(h) + h) + x (no original LayerNorm: pre-LN form).
+        // Default (AdapterHub adapter_residual_before_ln = false): LN_after(f(h)) + h, then + x.
+        let expected = la.forward(branch.clone()) + h.clone() + x.clone();
+        close(residual_site(Some(&a), h.clone(), x.clone(), None), expected);
+        // adapter_residual_before_ln = true: LN_after(f(h) + h) + x.
+        a.adapter_residual_before_ln = true;
         let expected = la.forward(branch + h.clone()) + x.clone();
         close(residual_site(Some(&a), h, x, None), expected);
     }

@@ -136,6 +136,10 @@ pub struct BottleneckConfig {
     /// A trainable LayerNorm on the adapter output. Default: false.
     #[config(default = false)]
     pub ln_after: bool,
+    /// Add the adapter's own residual before `ln_after` (true) or after it (false); matters only
+    /// with `ln_after`. AdapterHub's `adapter_residual_before_ln`. Default: false.
+    #[config(default = false)]
+    pub adapter_residual_before_ln: bool,
     /// Epsilon of the adapter's own LayerNorms (PyTorch's default). Default: 1e-5.
     #[config(default = 1e-5)]
     pub layer_norm_eps: f64,

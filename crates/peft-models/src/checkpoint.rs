@@ -92,6 +92,30 @@ pub fn load_hf_checkpoint<M: Module>(
     remap: &[(&str, &str)],
     optional: &Trainable,
 ) -> Result<LoadReport> {
+    load_with_scope(module, path, remap, &|p| {
+        optional.matches(p).map_err(Into::into)
+    })
+}
+
+/// Load only the tensors selected by `only` (e.g. adapters from an AdapterHub file): every
+/// selected module path must be in the file; the rest of the model is left as it is.
+pub fn load_hf_subset<M: Module>(
+    module: &mut M,
+    path: impl AsRef<Path>,
+    remap: &[(&str, &str)],
+    only: &Trainable,
+) -> Result<LoadReport> {
+    load_with_scope(module, path, remap, &|p| {
+        only.matches(p).map(|m| !m).map_err(Into::into)
+    })
+}
+
+fn load_with_scope<M: Module>(
+    module: &mut M,
+    path: impl AsRef<Path>,
+    remap: &[(&str, &str)],
+    optional: &dyn Fn(&str) -> Result<bool>,
+) -> Result<LoadReport> {
     let path = path.as_ref();
     if !path.is_file() {
         return Err(ModelError::Io {
@@ -127,11 +151,12 @@ pub fn load_hf_checkpoint<M: Module>(
     check_apply_result(path, result, optional)
 }
 
-/// Turn burn-store's apply result into a [`LoadReport`] or the error it implies.
+/// Turn burn-store's apply result into a [`LoadReport`] or the error it implies: model paths
+/// absent from the file are fine only where `optional` says so.
 pub fn check_apply_result(
     path: &Path,
     result: ApplyResult,
-    optional: &Trainable,
+    optional: &dyn Fn(&str) -> Result<bool>,
 ) -> Result<LoadReport> {
     if !result.errors.is_empty() {
         return Err(ModelError::IncompatibleWeights {
@@ -142,7 +167,7 @@ pub fn check_apply_result(
     let mut missing = Vec::new();
     let mut not_in_checkpoint = Vec::new();
     for (p, _) in result.missing {
-        if optional.matches(&p)? {
+        if optional(&p)? {
             not_in_checkpoint.push(p);
         } else {
             missing.push(p);

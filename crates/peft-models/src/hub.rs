@@ -5,7 +5,7 @@
 //! are downloaded into the Hugging Face cache with the `hf-hub` crate. The usual environment
 //! variables apply: `HF_ENDPOINT` (mirror URL), `HF_HOME` (cache at `$HF_HOME/hub`),
 //! `HF_HUB_CACHE` (the cache folder itself), `HF_HUB_OFFLINE=1` (use only cached files) and the
-//! token saved by `huggingface-cli login`.
+//! token in `HF_TOKEN` or saved by `huggingface-cli login`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub const SAFETENSORS_WEIGHTS: &str = "model.safetensors";
 pub const PYTORCH_WEIGHTS: &str = "pytorch_model.bin";
 
 /// Where and how to reach the Hub. [`HubOptions::from_env`] reads the standard variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct HubOptions {
     /// Base URL, e.g. `https://huggingface.co` (no trailing slash).
     pub endpoint: String,
@@ -31,11 +31,26 @@ pub struct HubOptions {
     pub offline: bool,
     /// Show download progress bars.
     pub progress: bool,
+    /// Access token (`HF_TOKEN`); when `None`, the token file saved by `huggingface-cli login`
+    /// next to the cache (`<cache_dir>/../token`) is used if present.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for HubOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubOptions")
+            .field("endpoint", &self.endpoint)
+            .field("cache_dir", &self.cache_dir)
+            .field("offline", &self.offline)
+            .field("progress", &self.progress)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl HubOptions {
-    /// Options from `HF_ENDPOINT`, `HF_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME`, `HOME` and
-    /// `HF_HUB_OFFLINE`, with the defaults of `huggingface_hub`. Progress bars are shown when
+    /// Options from `HF_ENDPOINT`, `HF_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME`, `HOME`,
+    /// `HF_HUB_OFFLINE` and `HF_TOKEN`, with the defaults of `huggingface_hub`. Progress bars are shown when
     /// stderr is a terminal.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
@@ -62,6 +77,10 @@ impl HubOptions {
             cache_dir,
             offline,
             progress: std::io::stderr().is_terminal(),
+            token: std::env::var("HF_TOKEN")
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
         }
     }
 }
@@ -111,9 +130,13 @@ pub fn resolve_model_dir_with(spec: &str, files: &[&str], options: &HubOptions) 
         path: options.cache_dir.clone(),
         source,
     })?;
-    let api = ApiBuilder::from_cache(Cache::new(options.cache_dir.clone()))
+    let mut builder = ApiBuilder::from_cache(Cache::new(options.cache_dir.clone()))
         .with_endpoint(options.endpoint.clone())
-        .with_progress(options.progress)
+        .with_progress(options.progress);
+    if let Some(token) = &options.token {
+        builder = builder.with_token(Some(token.clone()));
+    }
+    let api = builder
         .build()
         .map_err(|e| download_error(repo_id, format!("cannot set up the Hub client: {e}")))?;
     let api_repo = api.repo(repo);
@@ -330,6 +353,7 @@ mod tests {
             cache_dir: cache.to_path_buf(),
             offline: false,
             progress: false,
+            token: None,
         }
     }
 
@@ -389,6 +413,111 @@ mod tests {
             resolve_model_dir_with("owner/model", &["config.json", SAFETENSORS_WEIGHTS], &opts)
                 .expect("cached");
         assert_eq!(got, snap);
+    }
+
+    /// A minimal Hub: `GET /{repo}/resolve/main/{file}` answers the files in `files` (with the
+    /// headers `hf-hub` reads: etag, x-repo-commit, content-range) and 404 for any other.
+    fn fake_hub(files: Vec<(&'static str, &'static [u8])>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Detached: lives until the test process ends.
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0_u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let probe = head.to_ascii_lowercase().contains("range: bytes=0-0");
+                let found = files
+                    .iter()
+                    .find(|(name, _)| path.ends_with(&format!("/resolve/main/{name}")));
+                let reply = match found {
+                    None => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
+                    Some((name, body)) => {
+                        let part: &[u8] = if probe { &body[..1] } else { body };
+                        let mut r = format!(
+                            "HTTP/1.1 206 Partial Content\r\netag: \"etag-{name}\"\r\n\
+                             x-repo-commit: c0ffee\r\ncontent-range: bytes 0-{}/{}\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n",
+                            part.len() - 1,
+                            body.len(),
+                            part.len()
+                        )
+                        .into_bytes();
+                        r.extend_from_slice(part);
+                        r
+                    }
+                };
+                let _ = stream.write_all(&reply);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn fake_hub_download_with_pytorch_fallback() {
+        let endpoint = fake_hub(vec![
+            ("config.json", b"{\"a\": 1}"),
+            (PYTORCH_WEIGHTS, b"weights"),
+            ("1_Pooling/config.json", b"{}"),
+        ]);
+        let cache = tempfile::tempdir().expect("tempdir");
+        let opts = options(&endpoint, cache.path());
+        let dir = resolve_model_dir_with(
+            "owner/model",
+            &["config.json", SAFETENSORS_WEIGHTS, "1_Pooling/config.json"],
+            &opts,
+        )
+        .expect("download");
+        assert!(
+            dir.ends_with("models--owner--model/snapshots/c0ffee"),
+            "{dir:?}"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("config.json")).expect("config"),
+            b"{\"a\": 1}"
+        );
+        assert_eq!(
+            std::fs::read(dir.join(PYTORCH_WEIGHTS)).expect("bin"),
+            b"weights"
+        );
+        assert!(dir.join("1_Pooling/config.json").is_file());
+
+        // A file the repo lacks (no fallback for it): a Download error naming it.
+        let err = resolve_model_dir_with("owner/model", &["tokenizer.json"], &opts)
+            .expect_err("missing file");
+        match err {
+            ModelError::Download { message, .. } => {
+                assert!(
+                    message.contains("tokenizer.json does not exist"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // Offline afterwards: served from the cache.
+        let mut offline = opts.clone();
+        offline.offline = true;
+        offline.endpoint = "http://127.0.0.1:9".to_string();
+        let again = resolve_model_dir_with(
+            "owner/model",
+            &["config.json", SAFETENSORS_WEIGHTS],
+            &offline,
+        )
+        .expect("cached");
+        assert_eq!(again, dir);
     }
 
     #[test]

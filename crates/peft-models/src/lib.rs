@@ -4,6 +4,8 @@
 //! |---|---|
 //! | [`bert`] | BERT (post-LN encoder): config, embeddings, attention, layer, model, checkpoint names |
 //! | [`head`] | task heads: [`head::ClassificationHead`] and [`head::BertClassifier`] |
+//! | [`adapterhub`] | loading adapter weights saved by AdapterHub |
+//! | [`golden`] | golden tensor files for parity tests against PyTorch |
 //! | [`checkpoint`] | loading `model.safetensors` / `pytorch_model.bin` with burn-store, load reports |
 //! | [`tokenizer`] | `tokenizer.json` through the `tokenizers` crate, padding to the longest item |
 //! | [`hub`] | resolving a local directory or downloading from the Hugging Face Hub |
@@ -13,9 +15,11 @@
 //! implements [`peft_core::AdapterHost`], so `peft_core::attach_adapters` works the same on each.
 #![warn(missing_docs)]
 
+pub mod adapterhub;
 pub mod bert;
 pub mod checkpoint;
 pub mod error;
+pub mod golden;
 pub mod head;
 pub mod hub;
 pub mod tokenizer;

@@ -34,8 +34,16 @@ impl BertModel {
     /// `pytorch_model.bin`.
     pub fn from_pretrained(dir: impl AsRef<Path>, device: &Device) -> Result<(Self, LoadReport)> {
         let dir = dir.as_ref();
-        let config = BertConfig::from_hf_file(dir.join("config.json"))?;
-        let checkpoint = find_checkpoint(dir)?;
+        Self::from_pretrained_file(dir.join("config.json"), find_checkpoint(dir)?, device)
+    }
+
+    /// Build from a `config.json` and a checkpoint file given separately.
+    pub fn from_pretrained_file(
+        config: impl AsRef<Path>,
+        checkpoint: impl AsRef<Path>,
+        device: &Device,
+    ) -> Result<(Self, LoadReport)> {
+        let config = BertConfig::from_hf_file(config)?;
         let mut model = config.init(device)?;
         let report = model.load_checkpoint(checkpoint)?;
         Ok((model, report))
