@@ -104,11 +104,17 @@ mod tests {
 
     #[test]
     fn unknown_and_missing_backends_are_errors() {
-        assert!(matches!(device_by_name("tpu"), Err(Error::UnknownDevice(_))));
+        assert!(matches!(
+            device_by_name("tpu"),
+            Err(Error::UnknownDevice(_))
+        ));
         if !cfg!(feature = "cuda") {
             assert!(matches!(
                 device_by_name("cuda"),
-                Err(Error::BackendNotCompiled { feature: "cuda", .. })
+                Err(Error::BackendNotCompiled {
+                    feature: "cuda",
+                    ..
+                })
             ));
         }
         if cfg!(feature = "flex") {

@@ -47,7 +47,9 @@ pub enum Error {
     #[error("unknown device `{0}` (expected one of: flex, ndarray, wgpu, vulkan, metal, cuda)")]
     UnknownDevice(String),
     /// A device was asked for whose backend feature is not compiled in.
-    #[error("device `{device}` needs the cargo feature `{feature}`: rebuild with `--features {feature}`")]
+    #[error(
+        "device `{device}` needs the cargo feature `{feature}`: rebuild with `--features {feature}`"
+    )]
     BackendNotCompiled {
         /// The device asked for.
         device: String,
@@ -55,6 +57,8 @@ pub enum Error {
         feature: &'static str,
     },
     /// No backend feature is enabled at all.
-    #[error("no backend compiled in: enable one of the features flex, ndarray, wgpu, vulkan, metal, cuda")]
+    #[error(
+        "no backend compiled in: enable one of the features flex, ndarray, wgpu, vulkan, metal, cuda"
+    )]
     NoBackend,
 }

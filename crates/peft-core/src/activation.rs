@@ -112,9 +112,18 @@ mod tests {
         let x = Tensor::<1>::from_floats([-2.0, -0.5, 0.0, 1.5], &device);
         // torch.nn.functional.{silu, gelu, gelu(approximate="tanh"), leaky_relu} on the same input.
         let cases: [(Activation, [f32; 4]); 4] = [
-            (Activation::Silu, [-0.238_405_85, -0.188_770_94, 0.0, 1.226_361_2]),
-            (Activation::Gelu, [-0.045_500_26, -0.154_268_53, 0.0, 1.399_789_5]),
-            (Activation::GeluNew, [-0.045_402_31, -0.154_285_99, 0.0, 1.399_572_3]),
+            (
+                Activation::Silu,
+                [-0.238_405_85, -0.188_770_94, 0.0, 1.226_361_2],
+            ),
+            (
+                Activation::Gelu,
+                [-0.045_500_26, -0.154_268_53, 0.0, 1.399_789_5],
+            ),
+            (
+                Activation::GeluNew,
+                [-0.045_402_31, -0.154_285_99, 0.0, 1.399_572_3],
+            ),
             (Activation::LeakyRelu, [-0.02, -0.005, 0.0, 1.5]),
         ];
         for (act, expected) in cases {

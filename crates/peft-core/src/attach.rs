@@ -50,7 +50,13 @@ impl std::fmt::Display for AttachReport {
             self.params()
         )?;
         for a in &self.attached {
-            write!(f, "\n  layer {:>2} {:<20} bottleneck {}", a.layer, a.site.name(), a.bottleneck)?;
+            write!(
+                f,
+                "\n  layer {:>2} {:<20} bottleneck {}",
+                a.layer,
+                a.site.name(),
+                a.bottleneck
+            )?;
         }
         Ok(())
     }
@@ -86,7 +92,12 @@ pub fn attach_adapters<H: AdapterHost>(
     config.validate()?;
     let d_model = host.d_model();
     let num_layers = host.num_layers();
-    if let Some(bad) = config.placement.leave_out.iter().find(|&&l| l >= num_layers) {
+    if let Some(bad) = config
+        .placement
+        .leave_out
+        .iter()
+        .find(|&&l| l >= num_layers)
+    {
         return Err(PeftError::InvalidConfig(format!(
             "leave_out names layer {bad}, but the model has {num_layers} layers"
         )));
@@ -170,7 +181,11 @@ mod tests {
         pf.placement.leave_out = vec![1];
         pf.layer_widths.insert(2, BottleneckWidth::BottleneckDim(2));
         let report = attach_adapters(&mut toy, &pf, &device).unwrap_or_else(|e| panic!("{e}"));
-        let got: Vec<_> = report.attached.iter().map(|a| (a.layer, a.site, a.bottleneck)).collect();
+        let got: Vec<_> = report
+            .attached
+            .iter()
+            .map(|a| (a.layer, a.site, a.bottleneck))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -236,7 +251,8 @@ mod tests {
         let trainable = Trainable::adapters().with_pattern(r"^head\.");
         // Non-zero adapters: with a zero up-projection the down-projection gets no gradient
         // in the first step, which would hide a wrongly frozen tensor.
-        let toy = randomize_matching(toy, crate::ADAPTER_PATTERN, 0.3).unwrap_or_else(|e| panic!("{e}"));
+        let toy =
+            randomize_matching(toy, crate::ADAPTER_PATTERN, 0.3).unwrap_or_else(|e| panic!("{e}"));
         let toy = freeze_except(toy, &trainable).unwrap_or_else(|e| panic!("{e}"));
         let summary = param_summary(&toy, &trainable).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(summary.trainable_tensors, 4 * 4 + 2);
@@ -247,7 +263,11 @@ mod tests {
         let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &device);
         let loss = toy.head.forward(toy.forward(x)).powf_scalar(2.0).mean();
         let grads = GradientsParams::from_grads(loss.backward(), &toy);
-        assert_eq!(grads.len(), summary.trainable_tensors, "gradients only for trainable tensors");
+        assert_eq!(
+            grads.len(),
+            summary.trainable_tensors,
+            "gradients only for trainable tensors"
+        );
         let toy = optim.step(1e-2, toy, grads);
         let record = optim.to_record();
         // AdamW keeps two moments per trainable tensor and nothing for frozen ones.
@@ -272,7 +292,8 @@ mod tests {
         attach_adapters(&mut toy, &AdapterConfig::houlsby(2.0), &device)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(toy.forward(x.clone()).into_data(), base);
-        let toy = randomize_matching(toy, crate::ADAPTER_PATTERN, 0.5).unwrap_or_else(|e| panic!("{e}"));
+        let toy =
+            randomize_matching(toy, crate::ADAPTER_PATTERN, 0.5).unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(toy.forward(x).into_data(), base);
     }
 }

@@ -1,7 +1,9 @@
 //! The bottleneck adapter module and its wiring into a sub-layer's residual connection.
 
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
 use burn::tensor::{Device, Tensor};
 
 use crate::activation::Activation;
@@ -225,7 +227,6 @@ pub fn residual_site(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,13 +314,14 @@ mod tests {
         };
         for (name, config) in presets() {
             let a = adapter(&config, &device);
-            let a = randomize_matching(a, "adapter_|scaling", 0.3).unwrap_or_else(|e| panic!("{e}"));
+            let a =
+                randomize_matching(a, "adapter_|scaling", 0.3).unwrap_or_else(|e| panic!("{e}"));
             let got = residual_site(Some(&a), h.clone(), x.clone(), Some(&ln));
             let expected = match name {
                 "houlsby" => ln.forward(f(&a, h.clone()) + h.clone() + x.clone()),
-                "pfeiffer" => ln.forward(
-                    f(&a, ln.forward(h.clone() + x.clone())) + h.clone() + x.clone(),
-                ),
+                "pfeiffer" => {
+                    ln.forward(f(&a, ln.forward(h.clone() + x.clone())) + h.clone() + x.clone())
+                }
                 _ => ln.forward(h.clone() + x.clone() + f(&a, x.clone())),
             };
             close(got, expected);
@@ -348,17 +350,21 @@ mod tests {
             .with_activation(Activation::Tanh);
         let a = adapter(&config, &device);
         let mut a = randomize_matching(a, ".*", 0.3).unwrap_or_else(|e| panic!("{e}"));
-        let (Some(lb), Some(la), Some(s)) = (&a.adapter_norm_before, &a.adapter_norm_after, &a.scaling)
+        let (Some(lb), Some(la), Some(s)) =
+            (&a.adapter_norm_before, &a.adapter_norm_after, &a.scaling)
         else {
             panic!("norms and scaling must exist")
         };
-        let branch = a
-            .adapter_up
-            .forward(a.activation.forward(a.adapter_down.forward(lb.forward(h.clone()))))
-            * s.val().unsqueeze::<3>();
+        let branch = a.adapter_up.forward(
+            a.activation
+                .forward(a.adapter_down.forward(lb.forward(h.clone()))),
+        ) * s.val().unsqueeze::<3>();
         // Default (AdapterHub adapter_residual_before_ln = false): LN_after(f(h)) + h, then + x.
         let expected = la.forward(branch.clone()) + h.clone() + x.clone();
-        close(residual_site(Some(&a), h.clone(), x.clone(), None), expected);
+        close(
+            residual_site(Some(&a), h.clone(), x.clone(), None),
+            expected,
+        );
         // adapter_residual_before_ln = true: LN_after(f(h) + h) + x.
         a.adapter_residual_before_ln = true;
         let expected = la.forward(branch + h.clone()) + x.clone();
@@ -370,7 +376,11 @@ mod tests {
         let device = device().autodiff();
         let (h, x) = inputs(&device);
         let mut config = AdapterConfig::houlsby(2.0);
-        config.bottleneck = config.bottleneck.clone().with_dropout(0.5).with_init(AdapterInit::Bert);
+        config.bottleneck = config
+            .bottleneck
+            .clone()
+            .with_dropout(0.5)
+            .with_init(AdapterInit::Bert);
         let a = adapter(&config, &device);
         let train1 = residual_site(Some(&a), h.clone(), x.clone(), None).into_data();
         let train2 = residual_site(Some(&a), h.clone(), x.clone(), None).into_data();
@@ -390,7 +400,12 @@ mod tests {
             BottleneckConfig::new()
                 .with_width(BottleneckWidth::BottleneckDim(64))
                 .with_init(init)
-                .init(256, 64, AdapterConfig::houlsby(2.0).placement.wiring(), &device)
+                .init(
+                    256,
+                    64,
+                    AdapterConfig::houlsby(2.0).placement.wiring(),
+                    &device,
+                )
                 .unwrap_or_else(|e| panic!("{e}"))
         };
         let std = |t: Tensor<2>| {
@@ -403,15 +418,36 @@ mod tests {
         let houlsby = width(AdapterInit::Houlsby);
         // N(0, 0.01) truncated at ±0.02 has std 0.0088.
         assert!((std(houlsby.adapter_down.weight.val()) - 0.0088).abs() < 0.0008);
-        let max = houlsby.adapter_up.weight.val().abs().max().into_scalar::<f64>();
+        let max = houlsby
+            .adapter_up
+            .weight
+            .val()
+            .abs()
+            .max()
+            .into_scalar::<f64>();
         assert!(max <= 0.02 && max > 0.019, "truncated at 2 std, max {max}");
         let mam = width(AdapterInit::MamAdapter);
         let bound = 1.0 / (256f64).sqrt();
-        let max = mam.adapter_down.weight.val().abs().max().into_scalar::<f64>();
-        assert!(max <= bound + 1e-6 && max > 0.9 * bound, "kaiming bound {bound}, max {max}");
-        assert_eq!(mam.adapter_up.weight.val().abs().max().into_scalar::<f64>(), 0.0);
+        let max = mam
+            .adapter_down
+            .weight
+            .val()
+            .abs()
+            .max()
+            .into_scalar::<f64>();
+        assert!(
+            max <= bound + 1e-6 && max > 0.9 * bound,
+            "kaiming bound {bound}, max {max}"
+        );
+        assert_eq!(
+            mam.adapter_up.weight.val().abs().max().into_scalar::<f64>(),
+            0.0
+        );
         for a in [bert, houlsby, mam] {
-            let b = a.adapter_down.bias.map(|b| b.val().abs().max().into_scalar::<f64>());
+            let b = a
+                .adapter_down
+                .bias
+                .map(|b| b.val().abs().max().into_scalar::<f64>());
             assert_eq!(b, Some(0.0));
         }
     }

@@ -29,7 +29,8 @@ pub enum AdapterSite {
 
 impl AdapterSite {
     /// Both sites, in the order they occur in a block.
-    pub const ALL: [AdapterSite; 2] = [AdapterSite::AttentionOutput, AdapterSite::FeedForwardOutput];
+    pub const ALL: [AdapterSite; 2] =
+        [AdapterSite::AttentionOutput, AdapterSite::FeedForwardOutput];
 
     /// A short name used in reports.
     pub fn name(self) -> &'static str {
@@ -367,9 +368,18 @@ mod tests {
 
     #[test]
     fn widths_resolve_like_adapterhub() {
-        assert_eq!(BottleneckWidth::ReductionFactor(16.0).resolve(384).ok(), Some(24));
-        assert_eq!(BottleneckWidth::ReductionFactor(16.0).resolve(768).ok(), Some(48));
-        assert_eq!(BottleneckWidth::ReductionFactor(2.0).resolve(32).ok(), Some(16));
+        assert_eq!(
+            BottleneckWidth::ReductionFactor(16.0).resolve(384).ok(),
+            Some(24)
+        );
+        assert_eq!(
+            BottleneckWidth::ReductionFactor(16.0).resolve(768).ok(),
+            Some(48)
+        );
+        assert_eq!(
+            BottleneckWidth::ReductionFactor(2.0).resolve(32).ok(),
+            Some(16)
+        );
         assert_eq!(BottleneckWidth::BottleneckDim(7).resolve(32).ok(), Some(7));
         assert!(matches!(
             BottleneckWidth::BottleneckDim(0).resolve(32),
@@ -404,17 +414,26 @@ mod tests {
         let par = AdapterConfig::parallel();
         assert_eq!(par.bottleneck.scaling, Scaling::Fixed(4.0));
         assert_eq!(par.placement.composition, Composition::Parallel);
-        assert_eq!(AdapterConfig::scaled_parallel().bottleneck.scaling, Scaling::Learned);
+        assert_eq!(
+            AdapterConfig::scaled_parallel().bottleneck.scaling,
+            Scaling::Learned
+        );
     }
 
     #[test]
     fn bad_configs_are_typed_errors() {
         let bad_dropout = AdapterConfig::pfeiffer(16.0)
             .with_bottleneck(BottleneckConfig::pfeiffer().with_dropout(1.5));
-        assert!(matches!(bad_dropout.validate(), Err(PeftError::InvalidConfig(_))));
+        assert!(matches!(
+            bad_dropout.validate(),
+            Err(PeftError::InvalidConfig(_))
+        ));
         let no_sites = AdapterConfig::pfeiffer(16.0)
             .with_placement(AdapterPlacement::pfeiffer().with_sites(vec![]));
-        assert!(matches!(no_sites.validate(), Err(PeftError::InvalidConfig(_))));
+        assert!(matches!(
+            no_sites.validate(),
+            Err(PeftError::InvalidConfig(_))
+        ));
         let zero = AdapterConfig::pfeiffer(16.0).with_bottleneck(
             BottleneckConfig::pfeiffer().with_width(BottleneckWidth::BottleneckDim(0)),
         );
@@ -425,7 +444,8 @@ mod tests {
     fn serde_round_trip_and_unknown_activation() {
         let config = AdapterConfig::houlsby(8.0);
         let json = serde_json::to_string(&config).unwrap_or_default();
-        let back: AdapterConfig = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        let back: AdapterConfig =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
         assert_eq!(back, config);
         let bad = json.replace("\"swish\"", "\"sigmoidish\"");
         assert!(serde_json::from_str::<AdapterConfig>(&bad).is_err());

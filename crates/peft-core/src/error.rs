@@ -10,7 +10,9 @@ pub enum PeftError {
     #[error("invalid adapter configuration: {0}")]
     InvalidConfig(String),
     /// An activation name is not one of the supported ones.
-    #[error("unknown activation `{0}` (expected one of: relu, gelu, gelu_new, silu/swish, tanh, leaky_relu)")]
+    #[error(
+        "unknown activation `{0}` (expected one of: relu, gelu, gelu_new, silu/swish, tanh, leaky_relu)"
+    )]
     UnknownActivation(String),
     /// Attaching adapters matched no site of the model.
     #[error("no adapter site matched: {0}")]
@@ -49,7 +51,9 @@ pub enum PeftError {
         message: String,
     },
     /// An adapter file has a format version this library cannot read.
-    #[error("adapter file {path} has format version {found}; this library reads version {supported}")]
+    #[error(
+        "adapter file {path} has format version {found}; this library reads version {supported}"
+    )]
     UnsupportedVersion {
         /// The adapter config file.
         path: PathBuf,

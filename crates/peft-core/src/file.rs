@@ -179,7 +179,11 @@ pub fn adapter_bytes<M: Module>(module: &M, file: &AdapterFile) -> Result<Vec<u8
 /// Save the adapter (and head) tensors of `module` plus `file` into directory `dir`.
 ///
 /// Only tensors matching `file.saved_patterns` are written: the frozen base never is.
-pub fn save_adapter<M: Module>(module: &M, dir: impl AsRef<Path>, file: &AdapterFile) -> Result<()> {
+pub fn save_adapter<M: Module>(
+    module: &M,
+    dir: impl AsRef<Path>,
+    file: &AdapterFile,
+) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).map_err(|source| PeftError::Io {
         path: dir.to_path_buf(),
@@ -321,7 +325,8 @@ mod tests {
         attach_adapters(&mut toy, &config, &device).unwrap_or_else(|e| panic!("{e}"));
         let fresh = toy.clone();
         let saved = Trainable::adapters().with_pattern(r"^head\.");
-        let toy = randomize_matching(toy, r"adapter\.|^head\.", 0.3).unwrap_or_else(|e| panic!("{e}"));
+        let toy =
+            randomize_matching(toy, r"adapter\.|^head\.", 0.3).unwrap_or_else(|e| panic!("{e}"));
         let file = AdapterFile::new(AdapterMethod::Bottleneck(config), base(&toy), &saved);
         (toy, fresh, file)
     }
@@ -332,19 +337,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         save_adapter(&toy, dir.path(), &file).unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<_> = std::fs::read_dir(dir.path())
-            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
 
         let read = read_adapter_file(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read, file);
-        read.check_base(&base(&fresh), dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        read.check_base(&base(&fresh), dir.path())
+            .unwrap_or_else(|e| panic!("{e}"));
         let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &Device::flex());
-        assert_ne!(fresh.forward(x.clone()).into_data(), toy.forward(x.clone()).into_data());
-        let report = load_adapter_weights(&mut fresh, dir.path(), &read).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(
+            fresh.forward(x.clone()).into_data(),
+            toy.forward(x.clone()).into_data()
+        );
+        let report =
+            load_adapter_weights(&mut fresh, dir.path(), &read).unwrap_or_else(|e| panic!("{e}"));
         // 4 adapters x 4 tensors + head weight and bias.
         assert_eq!(report.loaded.len(), 18);
-        assert_eq!(fresh.forward(x.clone()).into_data(), toy.forward(x).into_data());
+        assert_eq!(
+            fresh.forward(x.clone()).into_data(),
+            toy.forward(x).into_data()
+        );
         assert_eq!(
             fresh.head.weight.val().into_data(),
             toy.head.weight.val().into_data()
@@ -365,18 +382,29 @@ mod tests {
         ));
         // Weights of another width: shape errors name the tensor.
         let mut wider = wider;
-        attach_adapters(&mut wider, &AdapterConfig::houlsby(2.0), &device).unwrap_or_else(|e| panic!("{e}"));
+        attach_adapters(&mut wider, &AdapterConfig::houlsby(2.0), &device)
+            .unwrap_or_else(|e| panic!("{e}"));
         let err = load_adapter_weights(&mut wider, dir.path(), &file);
-        assert!(matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("adapter_down")), "{err:?}");
+        assert!(
+            matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("adapter_down")),
+            "{err:?}"
+        );
         // A model without adapters has no place for the file's tensors.
         let mut bare = Toy::new(8, 2, &device);
         let err = load_adapter_weights(&mut bare, dir.path(), &file);
-        assert!(matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("lacks")), "{err:?}");
+        assert!(
+            matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("lacks")),
+            "{err:?}"
+        );
         // A model with more adapters than the file.
         let mut more = Toy::new(8, 3, &device);
-        attach_adapters(&mut more, &AdapterConfig::houlsby(2.0), &device).unwrap_or_else(|e| panic!("{e}"));
+        attach_adapters(&mut more, &AdapterConfig::houlsby(2.0), &device)
+            .unwrap_or_else(|e| panic!("{e}"));
         let err = load_adapter_weights(&mut more, dir.path(), &file);
-        assert!(matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("blocks.2")), "{err:?}");
+        assert!(
+            matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("blocks.2")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -387,14 +415,34 @@ mod tests {
         let path = dir.path().join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
 
-        std::fs::write(&path, text.replace("\"format_version\": 1", "\"format_version\": 9")).ok();
-        assert!(matches!(read_adapter_file(dir.path()), Err(PeftError::UnsupportedVersion { found: 9, .. })));
+        std::fs::write(
+            &path,
+            text.replace("\"format_version\": 1", "\"format_version\": 9"),
+        )
+        .ok();
+        assert!(matches!(
+            read_adapter_file(dir.path()),
+            Err(PeftError::UnsupportedVersion { found: 9, .. })
+        ));
         std::fs::write(&path, &text[..text.len() / 2]).ok();
-        assert!(matches!(read_adapter_file(dir.path()), Err(PeftError::MalformedJson { .. })));
-        std::fs::write(&path, text.replace("\"library\"", "\"surprise\": 1, \"library\"")).ok();
-        assert!(matches!(read_adapter_file(dir.path()), Err(PeftError::MalformedJson { .. })));
+        assert!(matches!(
+            read_adapter_file(dir.path()),
+            Err(PeftError::MalformedJson { .. })
+        ));
+        std::fs::write(
+            &path,
+            text.replace("\"library\"", "\"surprise\": 1, \"library\""),
+        )
+        .ok();
+        assert!(matches!(
+            read_adapter_file(dir.path()),
+            Err(PeftError::MalformedJson { .. })
+        ));
         std::fs::write(&path, text.replace("\"swish\"", "\"sigmoidish\"")).ok();
-        assert!(matches!(read_adapter_file(dir.path()), Err(PeftError::MalformedJson { .. })));
+        assert!(matches!(
+            read_adapter_file(dir.path()),
+            Err(PeftError::MalformedJson { .. })
+        ));
 
         let weights = dir.path().join(WEIGHTS_FILE);
         let bytes = std::fs::read(&weights).unwrap_or_default();
@@ -403,6 +451,9 @@ mod tests {
         let err = load_adapter_weights(&mut fresh, dir.path(), &file);
         assert!(matches!(err, Err(PeftError::Weights { .. })), "{err:?}");
         std::fs::remove_file(&weights).ok();
-        assert!(matches!(load_adapter_weights(&mut fresh, dir.path(), &file), Err(PeftError::Io { .. })));
+        assert!(matches!(
+            load_adapter_weights(&mut fresh, dir.path(), &file),
+            Err(PeftError::Io { .. })
+        ));
     }
 }

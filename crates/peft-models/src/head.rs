@@ -13,7 +13,7 @@ use crate::checkpoint::LoadReport;
 use crate::error::{ModelError, Result};
 
 /// Regex selecting the parameters of a head (module field `head`).
-pub const HEAD_PATTERN: &str = r"^head\.";
+pub const HEAD_PATTERN: &str = r"(^|\.)head\.";
 
 /// How the sentence vector is formed from the encoder output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

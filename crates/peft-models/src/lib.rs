@@ -3,6 +3,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`bert`] | BERT (post-LN encoder): config, embeddings, attention, layer, model, checkpoint names |
+//! | [`gpt2`] | GPT-2 (pre-LN decoder, tied LM head): config, Conv1D, attention, block, model, checkpoint names, KV-cached generation, causal LM loss |
 //! | [`head`] | task heads: [`head::ClassificationHead`] and [`head::BertClassifier`] |
 //! | [`adapterhub`] | loading adapter weights saved by AdapterHub |
 //! | [`golden`] | golden tensor files for parity tests against PyTorch |
@@ -20,6 +21,7 @@ pub mod bert;
 pub mod checkpoint;
 pub mod error;
 pub mod golden;
+pub mod gpt2;
 pub mod head;
 pub mod hub;
 pub mod tokenizer;

@@ -23,9 +23,15 @@ fn golden() -> Golden {
 }
 
 fn input(g: &Golden, device: &Device) -> BertInput {
-    let ids = g.int::<2>("input_ids", device).unwrap_or_else(|e| panic!("{e}"));
-    let types = g.int::<2>("token_type_ids", device).unwrap_or_else(|e| panic!("{e}"));
-    let mask = g.int::<2>("attention_mask", device).unwrap_or_else(|e| panic!("{e}"));
+    let ids = g
+        .int::<2>("input_ids", device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let types = g
+        .int::<2>("token_type_ids", device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mask = g
+        .int::<2>("attention_mask", device)
+        .unwrap_or_else(|e| panic!("{e}"));
     BertInput::new(ids)
         .with_token_type_ids(types)
         .with_attention_mask(mask)
@@ -43,7 +49,8 @@ fn assert_close<const D: usize>(got: Tensor<D>, expected: Tensor<D>, tol: f64, w
 
 fn load(file: &str) -> BertModel {
     let device = device();
-    let config = BertConfig::from_hf_file(fixtures().join("config.json")).unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        BertConfig::from_hf_file(fixtures().join("config.json")).unwrap_or_else(|e| panic!("{e}"));
     let mut model = config.init(&device).unwrap_or_else(|e| panic!("{e}"));
     let report = model
         .load_checkpoint(fixtures().join(file))
@@ -58,10 +65,16 @@ fn safetensors_matches_transformers() {
     let g = golden();
     let model = load("model.safetensors");
     let out = model.forward(input(&g, &device));
-    let expected = g.float::<3>("last_hidden_state", &device).unwrap_or_else(|e| panic!("{e}"));
+    let expected = g
+        .float::<3>("last_hidden_state", &device)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_close(out.last_hidden_state, expected, 1e-5, "last_hidden_state");
-    let pooled = g.float::<2>("pooler_output", &device).unwrap_or_else(|e| panic!("{e}"));
-    let got = out.pooler_output.unwrap_or_else(|| panic!("pooler expected"));
+    let pooled = g
+        .float::<2>("pooler_output", &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = out
+        .pooler_output
+        .unwrap_or_else(|| panic!("pooler expected"));
     assert_close(got, pooled, 1e-5, "pooler_output");
 }
 
@@ -69,16 +82,26 @@ fn safetensors_matches_transformers() {
 fn pytorch_bin_with_prefix_and_buffers_matches_transformers() {
     let device = device();
     let g = golden();
-    let (model, report) =
-        BertModel::from_pretrained_file(fixtures().join("config.json"), fixtures().join("pytorch_model.bin"), &device)
-            .unwrap_or_else(|e| panic!("{e}"));
+    let (model, report) = BertModel::from_pretrained_file(
+        fixtures().join("config.json"),
+        fixtures().join("pytorch_model.bin"),
+        &device,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         report.unused.iter().any(|k| k.contains("position_ids")),
         "the position_ids buffer is reported as unused: {report}"
     );
     let out = model.valid().forward(input(&g, &device));
-    let expected = g.float::<3>("last_hidden_state", &device).unwrap_or_else(|e| panic!("{e}"));
-    assert_close(out.last_hidden_state, expected, 1e-5, "last_hidden_state (.bin)");
+    let expected = g
+        .float::<3>("last_hidden_state", &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_close(
+        out.last_hidden_state,
+        expected,
+        1e-5,
+        "last_hidden_state (.bin)",
+    );
 }
 
 #[test]
@@ -87,8 +110,15 @@ fn f16_checkpoint_is_cast_to_f32() {
     let g = golden();
     let model = load("model-f16.safetensors");
     let out = model.forward(input(&g, &device));
-    let expected = g.float::<3>("f16_last_hidden_state", &device).unwrap_or_else(|e| panic!("{e}"));
-    assert_close(out.last_hidden_state, expected, 1e-5, "f16 last_hidden_state");
+    let expected = g
+        .float::<3>("f16_last_hidden_state", &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_close(
+        out.last_hidden_state,
+        expected,
+        1e-5,
+        "f16 last_hidden_state",
+    );
 }
 
 #[test]
@@ -105,7 +135,8 @@ fn identity_adapters_leave_outputs_unchanged() {
         let mut model = base.clone();
         attach_adapters(&mut model, &config, &device).unwrap_or_else(|e| panic!("{e}"));
         let got = model.forward(input(&g, &device)).last_hidden_state;
-        got.into_data().assert_eq(&expected.clone().into_data(), true);
+        got.into_data()
+            .assert_eq(&expected.clone().into_data(), true);
     }
 }
 
@@ -126,19 +157,40 @@ fn adapterhub_presets_match_with_nonzero_weights() {
         ("scaled_par_bn", rf4(AdapterConfig::scaled_parallel())),
     ];
     for (name, config) in cases {
-        let g = Golden::from_file(fixtures().join(format!("adapters/{name}.json"))).unwrap_or_else(|e| panic!("{e}"));
+        let g = Golden::from_file(fixtures().join(format!("adapters/{name}.json")))
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut model = base.clone();
-        let report = attach_adapters(&mut model, &config, &device).unwrap_or_else(|e| panic!("{e}"));
-        let count = g.value("adapter_param_count").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
-        assert_eq!(report.params(), count, "{name}: parameter count vs AdapterHub");
-        let loaded = load_adapterhub_weights(&mut model, fixtures().join(format!("adapters/{name}.safetensors")))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let report =
+            attach_adapters(&mut model, &config, &device).unwrap_or_else(|e| panic!("{e}"));
+        let count = g
+            .value("adapter_param_count")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as usize;
+        assert_eq!(
+            report.params(),
+            count,
+            "{name}: parameter count vs AdapterHub"
+        );
+        let loaded = load_adapterhub_weights(
+            &mut model,
+            fixtures().join(format!("adapters/{name}.safetensors")),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(loaded.unused.is_empty(), "{name}: {loaded}");
         let out = model.forward(input(&golden(), &device));
-        let expected = g.float::<3>("last_hidden_state", &device).unwrap_or_else(|e| panic!("{e}"));
+        let expected = g
+            .float::<3>("last_hidden_state", &device)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_close(out.last_hidden_state, expected, 1e-5, name);
-        let pooled = g.float::<2>("pooler_output", &device).unwrap_or_else(|e| panic!("{e}"));
-        assert_close(out.pooler_output.unwrap_or_else(|| panic!("pooler")), pooled, 1e-5, name);
+        let pooled = g
+            .float::<2>("pooler_output", &device)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_close(
+            out.pooler_output.unwrap_or_else(|| panic!("pooler")),
+            pooled,
+            1e-5,
+            name,
+        );
     }
 }
 
@@ -177,7 +229,10 @@ fn wrong_shape_is_a_typed_error_naming_the_tensor() {
     .unwrap_or_else(|e| panic!("{e}"));
     match BertModel::from_pretrained(dir.path(), &device()) {
         Err(ModelError::IncompatibleWeights { problems, .. }) => {
-            assert!(problems.iter().any(|p| p.contains("intermediate.dense")), "{problems:?}")
+            assert!(
+                problems.iter().any(|p| p.contains("intermediate.dense")),
+                "{problems:?}"
+            )
         }
         other => panic!("expected IncompatibleWeights, got {:?}", other.err()),
     }
@@ -195,7 +250,10 @@ fn missing_key_is_a_typed_error_naming_it() {
     .unwrap_or_else(|e| panic!("{e}"));
     match BertModel::from_pretrained(dir.path(), &device()) {
         Err(ModelError::MissingWeights { keys, .. }) => {
-            assert!(keys.iter().any(|k| k.starts_with("encoder.layer.2.")), "{keys:?}");
+            assert!(
+                keys.iter().any(|k| k.starts_with("encoder.layer.2.")),
+                "{keys:?}"
+            );
             assert!(keys.iter().all(|k| !k.contains("adapter")), "{keys:?}");
         }
         other => panic!("expected MissingWeights, got {:?}", other.err()),
@@ -211,13 +269,18 @@ fn malformed_and_inconsistent_configs_are_typed_errors() {
         BertModel::from_pretrained(dir.path(), &device()),
         Err(ModelError::MalformedJson { .. })
     ));
-    std::fs::write(&path, "{\"hidden_size\": 100, \"num_attention_heads\": 12}").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, "{\"hidden_size\": 100, \"num_attention_heads\": 12}")
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(
         BertModel::from_pretrained(dir.path(), &device()),
         Err(ModelError::InvalidConfig(_))
     ));
     std::fs::remove_file(dir.path().join("model.safetensors")).ok();
-    std::fs::write(&path, std::fs::read(fixtures().join("config.json")).unwrap_or_default()).ok();
+    std::fs::write(
+        &path,
+        std::fs::read(fixtures().join("config.json")).unwrap_or_default(),
+    )
+    .ok();
     assert!(matches!(
         BertModel::from_pretrained(dir.path(), &device()),
         Err(ModelError::NoCheckpoint { .. })
@@ -237,5 +300,8 @@ fn too_long_input_is_an_error_not_a_panic() {
 #[test]
 fn bert_config_validates_in_code_too() {
     let bad = BertConfig::new().with_hidden_size(100);
-    assert!(matches!(bad.init(&device()), Err(ModelError::InvalidConfig(_))));
+    assert!(matches!(
+        bad.init(&device()),
+        Err(ModelError::InvalidConfig(_))
+    ));
 }

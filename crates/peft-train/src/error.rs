@@ -72,6 +72,9 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// burn-train's Learner reported an error (data loading, checkpointing, metrics).
+    #[error("training failed: {0}")]
+    Learner(String),
     /// A model-level error.
     #[error(transparent)]
     Model(#[from] peft_models::ModelError),

@@ -1,0 +1,183 @@
+//! An epoch-aware data loader for pre-tokenized examples.
+//!
+//! burn's `DataLoaderBuilder::shuffle` draws each epoch's order from one RNG stream, so a run
+//! resumed at epoch `k` would see a different order than an uninterrupted one. [`EpochLoader`]
+//! derives epoch `e`'s order from `(seed, e)` alone, and reseeds the device RNG (dropout masks)
+//! the same way, which makes a resumed run continue exactly.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
+use burn::data::dataset::DatasetError;
+use burn::tensor::Device;
+
+use crate::data::{ClassificationBatch, ClassificationBatcher, EncodedItem, shuffled_indices};
+
+/// The order in which an epoch visits the examples.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EpochOrder {
+    /// File order every epoch.
+    Sequential,
+    /// A fresh permutation per epoch, from `(seed, epoch)`.
+    Shuffled {
+        /// Base seed.
+        seed: u64,
+    },
+    /// A given permutation for the first epoch (e.g. the PyTorch peer's `randperm`), then
+    /// shuffled from `(seed, epoch)`.
+    FirstThenShuffled {
+        /// Indices of the first epoch.
+        first: Vec<usize>,
+        /// Base seed for later epochs.
+        seed: u64,
+    },
+}
+
+fn mix(seed: u64, epoch: usize) -> u64 {
+    // SplitMix64 finaliser of seed + epoch: distinct, well-spread seeds per epoch.
+    let mut z = seed.wrapping_add((epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Batches [`EncodedItem`]s (padded to the longest of each batch) in an [`EpochOrder`].
+pub struct EpochLoader {
+    items: Arc<Vec<EncodedItem>>,
+    batcher: ClassificationBatcher,
+    batch_size: usize,
+    order: EpochOrder,
+    epoch: Arc<AtomicUsize>,
+    device: Device,
+    reseed_device: Option<u64>,
+}
+
+impl EpochLoader {
+    /// A loader over `items`; `device` receives the batches.
+    pub fn new(
+        items: Vec<EncodedItem>,
+        batcher: ClassificationBatcher,
+        batch_size: usize,
+        order: EpochOrder,
+        device: Device,
+    ) -> Self {
+        Self {
+            items: Arc::new(items),
+            batcher,
+            batch_size: batch_size.max(1),
+            order,
+            epoch: Arc::new(AtomicUsize::new(0)),
+            device,
+            reseed_device: None,
+        }
+    }
+
+    /// Reseed `device`'s RNG from `(seed, epoch)` at the start of every epoch, so dropout masks
+    /// do not depend on what ran before.
+    pub fn with_device_reseed(mut self, seed: u64) -> Self {
+        self.reseed_device = Some(seed);
+        self
+    }
+
+    /// Start counting epochs at `epoch` (0-based): for resuming after `epoch` finished epochs.
+    pub fn starting_at_epoch(self, epoch: usize) -> Self {
+        self.epoch.store(epoch, Ordering::SeqCst);
+        self
+    }
+
+    /// Number of batches per epoch.
+    pub fn num_batches(&self) -> usize {
+        self.items.len().div_ceil(self.batch_size)
+    }
+
+    /// The example order of epoch `epoch` (0-based).
+    pub fn order_for_epoch(&self, epoch: usize) -> Vec<usize> {
+        let n = self.items.len();
+        match &self.order {
+            EpochOrder::Sequential => (0..n).collect(),
+            EpochOrder::Shuffled { seed } => shuffled_indices(n, mix(*seed, epoch)),
+            EpochOrder::FirstThenShuffled { first, seed } => {
+                if epoch == 0 && first.len() == n {
+                    first.clone()
+                } else {
+                    shuffled_indices(n, mix(*seed, epoch))
+                }
+            }
+        }
+    }
+}
+
+struct EpochIter<'a> {
+    loader: &'a EpochLoader,
+    order: Vec<usize>,
+    pos: usize,
+}
+
+impl Iterator for EpochIter<'_> {
+    type Item = Result<ClassificationBatch, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.order.len() {
+            return None;
+        }
+        let end = (self.pos + self.loader.batch_size).min(self.order.len());
+        let items: Vec<EncodedItem> = self.order[self.pos..end]
+            .iter()
+            .filter_map(|&i| self.loader.items.get(i).cloned())
+            .collect();
+        self.pos = end;
+        Some(Ok(self.loader.batcher.batch(items, &self.loader.device)))
+    }
+}
+
+impl DataLoaderIterator<ClassificationBatch> for EpochIter<'_> {
+    fn progress(&self) -> Progress {
+        Progress::new(self.pos, self.order.len(), Some("examples".to_string()))
+    }
+}
+
+impl DataLoader<ClassificationBatch> for EpochLoader {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<ClassificationBatch> + 'a> {
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(seed) = self.reseed_device {
+            self.device.seed(mix(seed ^ 0xD0D0_CAFE, epoch));
+        }
+        Box::new(EpochIter {
+            loader: self,
+            order: self.order_for_epoch(epoch),
+            pos: 0,
+        })
+    }
+
+    fn num_items(&self) -> usize {
+        self.items.len()
+    }
+
+    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<ClassificationBatch>> {
+        Arc::new(Self {
+            items: self.items.clone(),
+            batcher: self.batcher.clone(),
+            batch_size: self.batch_size,
+            order: self.order.clone(),
+            epoch: self.epoch.clone(),
+            device: device.clone(),
+            reseed_device: self.reseed_device,
+        })
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<ClassificationBatch>> {
+        let end = end.min(self.items.len());
+        let start = start.min(end);
+        Arc::new(Self {
+            items: Arc::new(self.items[start..end].to_vec()),
+            batcher: self.batcher.clone(),
+            batch_size: self.batch_size,
+            order: EpochOrder::Sequential,
+            epoch: Arc::new(AtomicUsize::new(self.epoch.load(Ordering::SeqCst))),
+            device: self.device.clone(),
+            reseed_device: None,
+        })
+    }
+}

@@ -1,0 +1,267 @@
+//! A concise progress renderer for headless runs.
+//!
+//! burn's default non-TTY renderer prints a debug line per batch and no metric values. This one
+//! prints one line every `every` batches (loss, accuracy, learning rate, examples/s) and a summary
+//! per epoch, and records the epoch summaries for the run's metrics file.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use burn::train::metric::{MetricDefinition, MetricId};
+use burn::train::renderer::{
+    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining,
+};
+use serde::Serialize;
+
+/// One epoch's numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EpochSummary {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: Option<f64>,
+    /// Training accuracy in percent.
+    pub train_accuracy: Option<f64>,
+    /// Validation loss.
+    pub valid_loss: Option<f64>,
+    /// Validation accuracy in percent.
+    pub valid_accuracy: Option<f64>,
+    /// Training examples per second (wall clock of the training split).
+    pub train_examples_per_sec: f64,
+    /// Seconds spent in the training split.
+    pub train_seconds: f64,
+    /// Examples trained on.
+    pub train_examples: usize,
+}
+
+/// The summaries collected by a [`ProgressRenderer`], shared with whoever launched it.
+pub type SharedSummaries = Arc<Mutex<Vec<EpochSummary>>>;
+
+#[derive(Default)]
+struct SplitState {
+    values: HashMap<String, f64>,
+    finals: HashMap<String, f64>,
+}
+
+/// Prints progress lines and epoch summaries to standard error.
+pub struct ProgressRenderer {
+    every: usize,
+    names: HashMap<MetricId, String>,
+    total_epochs: usize,
+    epoch: usize,
+    split: &'static str,
+    split_total: usize,
+    batches: usize,
+    examples: usize,
+    started: Instant,
+    train: SplitState,
+    valid: SplitState,
+    current: EpochSummary,
+    summaries: SharedSummaries,
+    quiet: bool,
+}
+
+impl ProgressRenderer {
+    /// A renderer printing every `every` batches (0: only epoch summaries).
+    pub fn new(every: usize) -> Self {
+        Self {
+            every,
+            names: HashMap::new(),
+            total_epochs: 0,
+            epoch: 1,
+            split: "train",
+            split_total: 0,
+            batches: 0,
+            examples: 0,
+            started: Instant::now(),
+            train: SplitState::default(),
+            valid: SplitState::default(),
+            current: EpochSummary::default(),
+            summaries: Arc::default(),
+            quiet: false,
+        }
+    }
+
+    /// Record summaries without printing anything (tests).
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
+    /// The epoch summaries, filled as training runs.
+    pub fn summaries(&self) -> SharedSummaries {
+        self.summaries.clone()
+    }
+
+    fn say(&self, line: String) {
+        if !self.quiet {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        }
+    }
+
+    fn update(&mut self, state: MetricState, train: bool) {
+        let MetricState::Numeric(entry, Some(value)) = state else {
+            return;
+        };
+        let Some(name) = self.names.get(&entry.metric_id).cloned() else {
+            return;
+        };
+        let split = if train {
+            &mut self.train
+        } else {
+            &mut self.valid
+        };
+        match value {
+            burn::train::metric::NumericEntry::Final(v) => {
+                split.finals.insert(name, v);
+            }
+            other => {
+                split.values.insert(name, other.current());
+            }
+        }
+    }
+
+    fn line(&self) -> String {
+        let get = |k: &str| self.train.values.get(k).copied();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let mut s = format!(
+            "epoch {}/{} | {:>6}/{} examples",
+            self.epoch, self.total_epochs, self.examples, self.split_total
+        );
+        if let Some(l) = get("Loss") {
+            s.push_str(&format!(" | loss {l:.4}"));
+        }
+        if let Some(a) = get("Accuracy") {
+            s.push_str(&format!(" | acc {a:.2}%"));
+        }
+        if let Some(lr) = get("Learning Rate") {
+            s.push_str(&format!(" | lr {lr:.2e}"));
+        }
+        s.push_str(&format!(" | {:.1} ex/s", self.examples as f64 / secs));
+        s
+    }
+}
+
+impl MetricsRendererTraining for ProgressRenderer {
+    fn update_train(&mut self, state: MetricState) {
+        self.update(state, true);
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.update(state, false);
+    }
+}
+
+impl MetricsRendererEvaluation for ProgressRenderer {
+    fn update_test(&mut self, _name: EvaluationName, state: MetricState) {
+        self.update(state, false);
+    }
+}
+
+impl TrainingProgressLogger for ProgressRenderer {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        _total_items: Option<usize>,
+        _label: Option<&str>,
+    ) {
+        self.total_epochs = total_epochs;
+        self.epoch = starting_epoch.max(1);
+    }
+
+    fn update_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch + 1;
+    }
+
+    fn start_split(&mut self, split: &str, total_items: usize) {
+        self.split = if split.eq_ignore_ascii_case("train") {
+            "train"
+        } else {
+            "valid"
+        };
+        self.split_total = total_items;
+        self.batches = 0;
+        self.examples = 0;
+        self.started = Instant::now();
+        if self.split == "train" {
+            self.train = SplitState::default();
+            self.current = EpochSummary {
+                epoch: self.epoch,
+                ..EpochSummary::default()
+            };
+        } else {
+            self.valid = SplitState::default();
+        }
+    }
+
+    fn update_split(&mut self, items_processed: usize) {
+        self.batches += 1;
+        self.examples = items_processed;
+        if self.split == "train" && self.every > 0 && self.batches % self.every == 0 {
+            self.say(self.line());
+        }
+    }
+
+    fn end_split(&mut self) {
+        let secs = self.started.elapsed().as_secs_f64();
+        if self.split == "train" {
+            let pick = |s: &SplitState, k: &str| s.finals.get(k).or(s.values.get(k)).copied();
+            self.current.train_loss = pick(&self.train, "Loss");
+            self.current.train_accuracy = pick(&self.train, "Accuracy");
+            self.current.train_seconds = secs;
+            self.current.train_examples = self.examples;
+            self.current.train_examples_per_sec = self.examples as f64 / secs.max(1e-9);
+        } else {
+            let pick = |s: &SplitState, k: &str| s.finals.get(k).or(s.values.get(k)).copied();
+            self.current.valid_loss = pick(&self.valid, "Loss");
+            self.current.valid_accuracy = pick(&self.valid, "Accuracy");
+            let c = &self.current;
+            let fmt = |v: Option<f64>, pct: bool| match v {
+                Some(v) if pct => format!("{v:.2}%"),
+                Some(v) => format!("{v:.4}"),
+                None => "-".into(),
+            };
+            self.say(format!(
+                "epoch {} done: train loss {} acc {} | valid loss {} acc {} | {:.1} ex/s, {:.1}s",
+                c.epoch,
+                fmt(c.train_loss, false),
+                fmt(c.train_accuracy, true),
+                fmt(c.valid_loss, false),
+                fmt(c.valid_accuracy, true),
+                c.train_examples_per_sec,
+                c.train_seconds
+            ));
+            if let Ok(mut s) = self.summaries.lock() {
+                s.push(self.current.clone());
+            }
+        }
+    }
+
+    fn end(&mut self) {}
+
+    fn log_event_training(&mut self, _event: String) {}
+}
+
+impl EvaluationProgressLogger for ProgressRenderer {
+    fn start_global_progress(&mut self, _total_tests: usize) {}
+    fn start_test(&mut self, _name: &str, _total_items: usize) {}
+    fn update_test_progress(&mut self, _items_processed: usize) {}
+    fn end_test(&mut self) {}
+    fn end_global_progress(&mut self) {}
+    fn log_event_evaluation(&mut self, _event: String) {}
+}
+
+impl MetricsRenderer for ProgressRenderer {
+    fn manual_close(&mut self) {}
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        self.names
+            .insert(definition.metric_id.clone(), definition.name.to_string());
+    }
+}

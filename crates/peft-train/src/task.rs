@@ -1,0 +1,212 @@
+//! Sequence classification as a burn-train task: [`ClassificationTask`] wraps a
+//! [`BertClassifier`] and implements `TrainStep` / `InferenceStep`.
+//!
+//! The task also owns what burn's optimiser step does not: global gradient-norm clipping
+//! (burn's built-in clipping is per tensor; PyTorch's `clip_grad_norm_` is global), loss
+//! scaling for gradient accumulation, and a guard that stops training on a non-finite loss
+//! without applying the bad update.
+
+use std::sync::{Arc, Mutex};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
+use burn::train::{ClassificationOutput, InferenceStep, Interrupter, TrainOutput, TrainStep};
+use peft_models::bert::BertInput;
+use peft_models::head::BertClassifier;
+
+use crate::data::ClassificationBatch;
+
+/// What the step guard saw go wrong.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GuardReport {
+    /// Optimizer steps applied so far.
+    pub steps: usize,
+    /// The first non-finite gradient norm (the loss was NaN/inf), with its step.
+    pub non_finite: Option<(usize, f64)>,
+    /// The gradient norm before clipping at the last step.
+    pub last_grad_norm: f64,
+}
+
+/// Shared state and settings of the optimiser step (cloned into the model the Learner owns).
+#[derive(Clone, Default)]
+pub struct StepGuard {
+    /// Clip the global gradient L2 norm to this value (PyTorch `clip_grad_norm_`).
+    pub max_grad_norm: Option<f64>,
+    /// Factor on the loss before `backward` (1 / accumulation steps).
+    pub loss_scale: f64,
+    report: Arc<Mutex<GuardReport>>,
+    interrupter: Option<Interrupter>,
+}
+
+impl std::fmt::Debug for StepGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepGuard")
+            .field("max_grad_norm", &self.max_grad_norm)
+            .field("loss_scale", &self.loss_scale)
+            .finish()
+    }
+}
+
+impl StepGuard {
+    /// A guard clipping at `max_grad_norm` and scaling the loss by `1 / accumulation`; it
+    /// stops `interrupter` on a non-finite gradient norm.
+    pub fn new(
+        max_grad_norm: Option<f64>,
+        accumulation: usize,
+        interrupter: Option<Interrupter>,
+    ) -> Self {
+        Self {
+            max_grad_norm,
+            loss_scale: 1.0 / accumulation.max(1) as f64,
+            report: Arc::default(),
+            interrupter,
+        }
+    }
+
+    /// What happened so far.
+    pub fn report(&self) -> GuardReport {
+        self.report.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, f: impl FnOnce(&mut GuardReport)) {
+        if let Ok(mut r) = self.report.lock() {
+            f(&mut r);
+        }
+    }
+}
+
+/// The global L2 norm of all gradients of `module`'s parameters.
+pub fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+    struct Norm<'a> {
+        grads: &'a GradientsParams,
+        sum: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for Norm<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                let sq = g.powf_scalar(2.0).sum();
+                self.sum = Some(match self.sum.take() {
+                    Some(s) => s + sq,
+                    None => sq,
+                });
+            }
+        }
+    }
+    let mut v = Norm { grads, sum: None };
+    module.visit(&mut v);
+    v.sum.map(|s| s.into_scalar::<f64>().sqrt()).unwrap_or(0.0)
+}
+
+/// Multiply every gradient by `factor`.
+pub fn scale_grads<M: Module>(module: &M, grads: GradientsParams, factor: f64) -> GradientsParams {
+    struct Scale {
+        grads: GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, g * self.factor);
+            }
+        }
+    }
+    let mut v = Scale { grads, factor };
+    module.visit(&mut v);
+    v.grads
+}
+
+/// Apply the guard: compute the global norm, stop on a non-finite one (returning `None`: skip
+/// the update), clip to `max_grad_norm` like PyTorch (`coef = max / (norm + 1e-6)`, only if < 1).
+pub fn guard_grads<M: Module>(
+    module: &M,
+    grads: GradientsParams,
+    guard: &StepGuard,
+) -> Option<GradientsParams> {
+    let norm = global_grad_norm(module, &grads);
+    let step = guard.report().steps + 1;
+    if !norm.is_finite() {
+        guard.record(|r| {
+            r.non_finite.get_or_insert((step, norm));
+        });
+        if let Some(i) = &guard.interrupter {
+            i.stop(Some("non-finite loss"));
+        }
+        return None;
+    }
+    guard.record(|r| {
+        r.steps = step;
+        r.last_grad_norm = norm;
+    });
+    match guard.max_grad_norm {
+        Some(max) if norm > max => Some(scale_grads(module, grads, max / (norm + 1e-6))),
+        _ => Some(grads),
+    }
+}
+
+/// A [`BertClassifier`] as a burn-train classification task.
+#[derive(Module, Debug)]
+pub struct ClassificationTask {
+    /// The model (frozen base, trainable adapters and head).
+    pub model: BertClassifier,
+    /// Clipping, loss scaling, non-finite guard.
+    #[module(skip)]
+    pub guard: StepGuard,
+}
+
+impl ClassificationTask {
+    /// Wrap a model.
+    pub fn new(model: BertClassifier, guard: StepGuard) -> Self {
+        Self { model, guard }
+    }
+
+    /// Logits and mean cross-entropy for a batch.
+    pub fn forward_classification(&self, batch: ClassificationBatch) -> ClassificationOutput {
+        let input = BertInput::new(batch.input_ids)
+            .with_token_type_ids(batch.token_type_ids)
+            .with_attention_mask(batch.attention_mask);
+        let logits = self.model.forward(input);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), batch.labels.clone());
+        ClassificationOutput::new(loss, logits, batch.labels)
+    }
+}
+
+impl TrainStep for ClassificationTask {
+    type Input = ClassificationBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: ClassificationBatch) -> TrainOutput<ClassificationOutput> {
+        let out = self.forward_classification(batch);
+        let loss = if self.guard.loss_scale == 1.0 {
+            out.loss.clone()
+        } else {
+            out.loss.clone() * self.guard.loss_scale
+        };
+        TrainOutput::new(self, loss.backward(), out)
+    }
+
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
+        match guard_grads(&self, grads, &self.guard) {
+            Some(grads) => optim.step(lr, self, grads),
+            None => self,
+        }
+    }
+}
+
+impl InferenceStep for ClassificationTask {
+    type Input = ClassificationBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: ClassificationBatch) -> ClassificationOutput {
+        self.forward_classification(batch)
+    }
+}
