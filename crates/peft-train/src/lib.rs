@@ -2,6 +2,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`adapter_io`] | [`adapter_io::load_classifier_adapter`]: saved adapters onto a loaded base, swapping them |
 //! | [`data`] | GLUE TSV loading, tokenized datasets, batching padded to the longest item, downloads |
 //! | [`loader`] | [`loader::EpochLoader`]: epoch-aware order and dropout seeding, so resumed runs continue exactly |
 //! | [`task`] | [`task::ClassificationTask`]: `TrainStep`/`InferenceStep`, global gradient clipping, non-finite guard |
@@ -9,12 +10,15 @@
 //! | [`render`] | [`render::ProgressRenderer`]: concise progress lines and epoch summaries for headless runs |
 //! | [`checkpoint`] | [`checkpoint::AdapterCheckpointer`]: checkpoints without the frozen base |
 //! | [`trainer`] | [`trainer::train_classifier`], [`trainer::evaluate`]: the whole run and its artefacts |
+//! | [`lm`] | causal language modelling: corpus → token blocks, [`lm::LmTask`] (loss + perplexity), [`lm::train_causal_lm`], [`lm::evaluate_lm`] |
 //! | [`error`] | [`TrainError`] |
 #![warn(missing_docs)]
 
+pub mod adapter_io;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod lm;
 pub mod loader;
 pub mod optim;
 pub mod render;
