@@ -10,21 +10,21 @@
 //! continuation of `--prompt` by the base and by the adapted model.
 //!
 //! Model and data:
-//! - `--model DIR|HUB_ID`   Hugging Face GPT-2 directory or Hub id (default `gpt2`; needs
-//!                          `config.json` and `model.safetensors` or `pytorch_model.bin`; honours
-//!                          `HF_ENDPOINT`, `HF_HUB_OFFLINE`)
-//! - `--tokenizer PATH`     a `tokenizer.json` (default: the one in the model directory), e.g. for
-//!                          `$PEFT_ASSETS_DIR/models/tiny-random-gpt2` with
-//!                          `$PEFT_ASSETS_DIR/models/gpt2-tokenizer/tokenizer.json`
-//! - `--text FILE`          the corpus: plain text, or JSON Lines when it ends in `.jsonl`
-//! - `--format plain|paragraphs|jsonl` (default from the extension): one document per file,
-//!                          per blank-line-separated paragraph, or per JSON line
-//! - `--field NAME`         the JSON Lines text field (default `text`)
-//! - `--block-size N`       tokens per training block (default min(128, n_positions)); the
-//!                          remainder is dropped unless `--pad-remainder`
-//! - `--valid-fraction F`   share of the blocks held out for validation (default 0.1)
-//! - `--device NAME`        flex, ndarray, wgpu, vulkan, metal, cuda (default: the compiled-in
-//!                          backend, or `BURN_DEVICE`)
+//! - `--model DIR|HUB_ID`: Hugging Face GPT-2 directory or Hub id (default `gpt2`; needs
+//!   `config.json` and `model.safetensors` or `pytorch_model.bin`; honours `HF_ENDPOINT`,
+//!   `HF_HUB_OFFLINE`)
+//! - `--tokenizer PATH`: a `tokenizer.json` (default: the one in the model directory), e.g.
+//!   `$PEFT_ASSETS_DIR/models/gpt2-tokenizer/tokenizer.json` for
+//!   `--model $PEFT_ASSETS_DIR/models/tiny-random-gpt2`
+//! - `--text FILE`: the corpus, plain text, or JSON Lines when it ends in `.jsonl`
+//! - `--format plain|paragraphs|jsonl` (default from the extension): one document per file, per
+//!   blank-line-separated paragraph, or per JSON line; EOS separates documents
+//! - `--field NAME`: the JSON Lines text field (default `text`)
+//! - `--block-size N`: tokens per training block (default min(128, n_positions)); the remainder
+//!   is dropped, or padded (mask 0) with `--pad-remainder`
+//! - `--valid-fraction F`: share of the blocks held out for validation (default 0.1)
+//! - `--device NAME`: flex, ndarray, wgpu, vulkan, metal, cuda (default: the compiled-in
+//!   backend, or `BURN_DEVICE`)
 //!
 //! Training:
 //! - `--method houlsby|pfeiffer` (default pfeiffer), `--reduction-factor F` (16) or
@@ -209,6 +209,13 @@ fn run() -> Result<(), AnyError> {
     // Data.
     let eos = model.eos_token_id;
     let block_size = block_size.unwrap_or(model.n_positions.min(128));
+    if block_size > model.n_positions {
+        return Err(format!(
+            "--block-size {block_size} exceeds the model's n_positions ({})",
+            model.n_positions
+        )
+        .into());
+    }
     let remainder = if pad_remainder {
         Remainder::Pad { pad_id: eos }
     } else {

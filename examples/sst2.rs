@@ -5,12 +5,12 @@
 //! ```
 //!
 //! Model and data:
-//! - `--model DIR|HUB_ID`   Hugging Face model directory or Hub id
-//!                          (default `sentence-transformers/all-MiniLM-L6-v2`; honours `HF_ENDPOINT`)
-//! - `--data DIR`           directory with `train.tsv` and `dev.tsv` (default: download GLUE SST-2
-//!                          once into `~/.cache/burn-peft/glue`)
-//! - `--device NAME`        flex, ndarray, wgpu, vulkan, metal, cuda (default: the compiled-in
-//!                          backend, or `BURN_DEVICE`)
+//! - `--model DIR|HUB_ID`: a Hugging Face model directory or Hub id (default
+//!   `sentence-transformers/all-MiniLM-L6-v2`; honours `HF_ENDPOINT`)
+//! - `--data DIR`: a directory with `train.tsv` and `dev.tsv` (default: download GLUE SST-2 once
+//!   into `~/.cache/burn-peft/glue`)
+//! - `--device NAME`: flex, ndarray, wgpu, vulkan, metal, cuda (default: the compiled-in backend,
+//!   or `BURN_DEVICE`)
 //!
 //! Training:
 //! - `--method houlsby|pfeiffer|parallel|head-only|full` (default pfeiffer)
@@ -35,21 +35,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use burn::train::Interrupter;
 use burn_peft::core::{AdapterConfig, BottleneckWidth};
 use burn_peft::models::head::{BertClassifier, HeadPooling};
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
+use burn_peft::train::adapter_io::load_classifier_adapter;
 use burn_peft::train::data::{
     ClassificationBatcher, GlueDataset, GlueTask, Split, TokenizedDataset, download_glue,
     load_permutation,
 };
-use burn_peft::train::adapter_io::load_classifier_adapter;
 use burn_peft::train::optim::{OptimConfig, Schedule};
 use burn_peft::train::trainer::{
     ClassificationData, ClassifierTrainingConfig, RunOptions, TrainingMethod, evaluate,
     train_classifier,
 };
-use burn::train::Interrupter;
 use common::{Args, human_bytes};
 
 type AnyError = Box<dyn std::error::Error>;
@@ -87,8 +87,12 @@ fn print_table(rows: &[Row], base_bytes: u64) {
             r.trainable,
             100.0 * r.trainable as f64 / r.total.max(1) as f64,
             r.accuracy,
-            r.train_secs.map(|s| format!("{s:.1} s")).unwrap_or("-".into()),
-            r.examples_per_sec.map(|s| format!("{s:.1}")).unwrap_or("-".into()),
+            r.train_secs
+                .map(|s| format!("{s:.1} s"))
+                .unwrap_or("-".into()),
+            r.examples_per_sec
+                .map(|s| format!("{s:.1}"))
+                .unwrap_or("-".into()),
             r.adapter_bytes.map(human_bytes).unwrap_or("-".into()),
             human_bytes(base_bytes),
         );
@@ -131,8 +135,10 @@ fn load_split(dir: &Path, split: Split, tok: &TextTokenizer) -> Result<Tokenized
 fn run() -> Result<(), AnyError> {
     let args = Args::parse(&["eval-only"])?;
     let device = burn_peft::device::select_device(args.get::<String>("device")?.as_deref())?;
-    let model_spec: String =
-        args.get_or("model", "sentence-transformers/all-MiniLM-L6-v2".to_string())?;
+    let model_spec: String = args.get_or(
+        "model",
+        "sentence-transformers/all-MiniLM-L6-v2".to_string(),
+    )?;
     let model_dir = resolve_model_dir(
         &model_spec,
         &["config.json", "model.safetensors", "tokenizer.json"],
@@ -146,7 +152,11 @@ fn run() -> Result<(), AnyError> {
     let eval_only = args.flag("eval-only");
     let adapters = args.all("adapter");
     let method = method_from(&args)?;
-    let default_lr = if method == TrainingMethod::Full { 2e-5 } else { 1e-3 };
+    let default_lr = if method == TrainingMethod::Full {
+        2e-5
+    } else {
+        1e-3
+    };
     let schedule = match args.get_or("schedule", "linear".to_string())?.as_str() {
         "linear" => Schedule::WarmupLinear { warmup_ratio: 0.06 },
         "constant" => Schedule::Constant,
@@ -176,9 +186,14 @@ fn run() -> Result<(), AnyError> {
         .and_then(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .unwrap_or(0);
-    eprintln!("model: {} | data: {} | device: {device:?}", model_dir.display(), data_dir.display());
+    eprintln!(
+        "model: {} | data: {} | device: {device:?}",
+        model_dir.display(),
+        data_dir.display()
+    );
     let started = Instant::now();
-    let tokenizer = Arc::new(TextTokenizer::from_pretrained_dir(&model_dir)?.with_max_len(max_len)?);
+    let tokenizer =
+        Arc::new(TextTokenizer::from_pretrained_dir(&model_dir)?.with_max_len(max_len)?);
     let valid = load_split(&data_dir, Split::Validation, &tokenizer)?;
     let batcher = ClassificationBatcher::new(tokenizer.clone());
 
@@ -201,16 +216,22 @@ fn run() -> Result<(), AnyError> {
         for dir in &adapters {
             let swap = Instant::now();
             let file = load_classifier_adapter(&mut model, dir, &device)?;
-            eprintln!("adapter {dir} loaded in {:.3}s", swap.elapsed().as_secs_f64());
+            eprintln!(
+                "adapter {dir} loaded in {:.3}s",
+                swap.elapsed().as_secs_f64()
+            );
             let eval = evaluate(&model, valid.items(), &batcher, 64, &device)?;
             let trainable = BertClassifier::adapter_trainable();
             let summary = burn_peft::core::param_summary(&model, &trainable)?;
             let weights = Path::new(dir).join(burn_peft::core::file::WEIGHTS_FILE);
             rows.push(Row {
-                method: format!("{dir} ({})", match file.adapter {
-                    burn_peft::core::AdapterMethod::Bottleneck(_) => "bottleneck",
-                    burn_peft::core::AdapterMethod::HeadOnly => "head-only",
-                }),
+                method: format!(
+                    "{dir} ({})",
+                    match file.adapter {
+                        burn_peft::core::AdapterMethod::Bottleneck(_) => "bottleneck",
+                        burn_peft::core::AdapterMethod::HeadOnly => "head-only",
+                    }
+                ),
                 trainable: summary.trainable,
                 total: summary.total,
                 accuracy: eval.accuracy,
@@ -279,7 +300,10 @@ fn run() -> Result<(), AnyError> {
     let train_secs: f64 = report.epochs.iter().map(|e| e.train_seconds).sum();
     let examples: usize = report.epochs.iter().map(|e| e.train_examples).sum();
     if report.interrupted {
-        eprintln!("interrupted: adapter so far saved to {}", report.adapter_dir.display());
+        eprintln!(
+            "interrupted: adapter so far saved to {}",
+            report.adapter_dir.display()
+        );
     }
     print_table(
         &[Row {

@@ -185,7 +185,7 @@ impl BottleneckConfig {
                 "fixed scaling must be finite, got {s}"
             )));
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(PeftError::InvalidConfig(format!(
                 "layer_norm_eps must be positive, got {}",
                 self.layer_norm_eps

@@ -57,17 +57,17 @@ impl OptimConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("lr must be positive, got {}", self.lr));
         }
-        if !(self.weight_decay >= 0.0) {
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             return bad(format!(
                 "weight_decay must be >= 0, got {}",
                 self.weight_decay
             ));
         }
-        if !(self.epsilon > 0.0) {
+        if self.epsilon.is_nan() || self.epsilon <= 0.0 {
             return bad(format!("epsilon must be positive, got {}", self.epsilon));
         }
         if let Some(c) = self.max_grad_norm
-            && !(c > 0.0)
+            && (c.is_nan() || c <= 0.0)
         {
             return bad(format!("max_grad_norm must be positive, got {c}"));
         }

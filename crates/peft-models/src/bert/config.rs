@@ -204,7 +204,7 @@ impl TryFrom<HfBertConfig> for BertConfig {
                 return invalid(format!("{name} must be positive"));
             }
         }
-        if hf.hidden_size % hf.num_attention_heads != 0 {
+        if !hf.hidden_size.is_multiple_of(hf.num_attention_heads) {
             return invalid(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 hf.hidden_size, hf.num_attention_heads
@@ -221,7 +221,7 @@ impl TryFrom<HfBertConfig> for BertConfig {
                 return invalid(format!("{name} must be in [0, 1), got {p}"));
             }
         }
-        if !(hf.layer_norm_eps > 0.0) {
+        if hf.layer_norm_eps.is_nan() || hf.layer_norm_eps <= 0.0 {
             return invalid(format!(
                 "layer_norm_eps must be positive, got {}",
                 hf.layer_norm_eps
