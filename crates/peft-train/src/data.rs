@@ -306,7 +306,7 @@ fn malformed(path: &Path, line: usize, message: String) -> TrainError {
 
 /// The lines of a file as `(1-based line number, text)`, without the final empty piece after a
 /// trailing newline and without `\r`.
-fn lines_of<'a>(
+pub(crate) fn lines_of<'a>(
     bytes: &'a [u8],
     path: &'a Path,
 ) -> impl Iterator<Item = Result<(usize, &'a str)>> + 'a {

@@ -1,4 +1,6 @@
-//! An epoch-aware data loader for pre-tokenized examples.
+//! An epoch-aware data loader for pre-tokenized examples, generic over the item and batch
+//! types (classification: [`EncodedItem`] -> [`ClassificationBatch`], the defaults; causal LM:
+//! [`crate::lm::LmBlock`] -> [`crate::lm::LmBatch`]).
 //!
 //! burn's `DataLoaderBuilder::shuffle` draws each epoch's order from one RNG stream, so a run
 //! resumed at epoch `k` would see a different order than an uninterrupted one. [`EpochLoader`]
@@ -13,7 +15,7 @@ use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::DatasetError;
 use burn::tensor::Device;
 
-use crate::data::{ClassificationBatch, ClassificationBatcher, EncodedItem, shuffled_indices};
+use crate::data::{ClassificationBatch, EncodedItem, shuffled_indices};
 
 /// The order in which an epoch visits the examples.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,10 +45,12 @@ fn mix(seed: u64, epoch: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Batches [`EncodedItem`]s (padded to the longest of each batch) in an [`EpochOrder`].
-pub struct EpochLoader {
-    items: Arc<Vec<EncodedItem>>,
-    batcher: ClassificationBatcher,
+/// Batches items of type `I` into `O` with a [`Batcher`], in an [`EpochOrder`]. The defaults
+/// are the classification types: [`EncodedItem`]s padded to the longest of each batch by a
+/// [`crate::data::ClassificationBatcher`].
+pub struct EpochLoader<I = EncodedItem, O = ClassificationBatch> {
+    items: Arc<Vec<I>>,
+    batcher: Arc<dyn Batcher<I, O>>,
     batch_size: usize,
     order: EpochOrder,
     epoch: Arc<AtomicUsize>,
@@ -54,18 +58,22 @@ pub struct EpochLoader {
     reseed_device: Option<u64>,
 }
 
-impl EpochLoader {
-    /// A loader over `items`; `device` receives the batches.
+impl<I, O> EpochLoader<I, O>
+where
+    I: Clone + Send + Sync + 'static,
+    O: 'static,
+{
+    /// A loader over `items`, batched by `batcher`; `device` receives the batches.
     pub fn new(
-        items: Vec<EncodedItem>,
-        batcher: ClassificationBatcher,
+        items: Vec<I>,
+        batcher: impl Batcher<I, O> + 'static,
         batch_size: usize,
         order: EpochOrder,
         device: Device,
     ) -> Self {
         Self {
             items: Arc::new(items),
-            batcher,
+            batcher: Arc::new(batcher),
             batch_size: batch_size.max(1),
             order,
             epoch: Arc::new(AtomicUsize::new(0)),
@@ -109,21 +117,21 @@ impl EpochLoader {
     }
 }
 
-struct EpochIter<'a> {
-    loader: &'a EpochLoader,
+struct EpochIter<'a, I, O> {
+    loader: &'a EpochLoader<I, O>,
     order: Vec<usize>,
     pos: usize,
 }
 
-impl Iterator for EpochIter<'_> {
-    type Item = Result<ClassificationBatch, DatasetError>;
+impl<I: Clone, O> Iterator for EpochIter<'_, I, O> {
+    type Item = Result<O, DatasetError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.pos >= self.order.len() {
             return None;
         }
         let end = (self.pos + self.loader.batch_size).min(self.order.len());
-        let items: Vec<EncodedItem> = self.order[self.pos..end]
+        let items: Vec<I> = self.order[self.pos..end]
             .iter()
             .filter_map(|&i| self.loader.items.get(i).cloned())
             .collect();
@@ -132,14 +140,18 @@ impl Iterator for EpochIter<'_> {
     }
 }
 
-impl DataLoaderIterator<ClassificationBatch> for EpochIter<'_> {
+impl<I: Clone, O> DataLoaderIterator<O> for EpochIter<'_, I, O> {
     fn progress(&self) -> Progress {
         Progress::new(self.pos, self.order.len(), Some("examples".to_string()))
     }
 }
 
-impl DataLoader<ClassificationBatch> for EpochLoader {
-    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<ClassificationBatch> + 'a> {
+impl<I, O> DataLoader<O> for EpochLoader<I, O>
+where
+    I: Clone + Send + Sync + 'static,
+    O: 'static,
+{
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(seed) = self.reseed_device {
             self.device.seed(mix(seed ^ 0xD0D0_CAFE, epoch));
@@ -155,7 +167,7 @@ impl DataLoader<ClassificationBatch> for EpochLoader {
         self.items.len()
     }
 
-    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<ClassificationBatch>> {
+    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<O>> {
         Arc::new(Self {
             items: self.items.clone(),
             batcher: self.batcher.clone(),
@@ -167,7 +179,7 @@ impl DataLoader<ClassificationBatch> for EpochLoader {
         })
     }
 
-    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<ClassificationBatch>> {
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<O>> {
         let end = end.min(self.items.len());
         let start = start.min(end);
         Arc::new(Self {

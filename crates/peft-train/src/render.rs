@@ -1,8 +1,10 @@
 //! A concise progress renderer for headless runs.
 //!
 //! burn's default non-TTY renderer prints a debug line per batch and no metric values. This one
-//! prints one line every `every` batches (loss, accuracy, learning rate, examples/s) and a summary
-//! per epoch, and records the epoch summaries for the run's metrics file.
+//! prints one line every `every` batches (loss, accuracy and perplexity when registered,
+//! learning rate, examples/s) and a summary per epoch, and records the epoch summaries for the
+//! run's metrics file. It reads the metrics by their burn-train names: `Loss`, `Accuracy`,
+//! `Perplexity`, `Learning Rate`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -30,6 +32,12 @@ pub struct EpochSummary {
     pub valid_loss: Option<f64>,
     /// Validation accuracy in percent.
     pub valid_accuracy: Option<f64>,
+    /// Training perplexity (language modelling; `None` when the metric is not registered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_perplexity: Option<f64>,
+    /// Validation perplexity (language modelling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_perplexity: Option<f64>,
     /// Training examples per second (wall clock of the training split).
     pub train_examples_per_sec: f64,
     /// Seconds spent in the training split.
@@ -139,6 +147,9 @@ impl ProgressRenderer {
         if let Some(a) = get("Accuracy") {
             s.push_str(&format!(" | acc {a:.2}%"));
         }
+        if let Some(p) = get("Perplexity") {
+            s.push_str(&format!(" | ppl {p:.2}"));
+        }
         if let Some(lr) = get("Learning Rate") {
             s.push_str(&format!(" | lr {lr:.2e}"));
         }
@@ -203,7 +214,7 @@ impl TrainingProgressLogger for ProgressRenderer {
     fn update_split(&mut self, items_processed: usize) {
         self.batches += 1;
         self.examples = items_processed;
-        if self.split == "train" && self.every > 0 && self.batches % self.every == 0 {
+        if self.split == "train" && self.every > 0 && self.batches.is_multiple_of(self.every) {
             self.say(self.line());
         }
     }
@@ -214,6 +225,7 @@ impl TrainingProgressLogger for ProgressRenderer {
             let pick = |s: &SplitState, k: &str| s.finals.get(k).or(s.values.get(k)).copied();
             self.current.train_loss = pick(&self.train, "Loss");
             self.current.train_accuracy = pick(&self.train, "Accuracy");
+            self.current.train_perplexity = pick(&self.train, "Perplexity");
             self.current.train_seconds = secs;
             self.current.train_examples = self.examples;
             self.current.train_examples_per_sec = self.examples as f64 / secs.max(1e-9);
@@ -221,19 +233,33 @@ impl TrainingProgressLogger for ProgressRenderer {
             let pick = |s: &SplitState, k: &str| s.finals.get(k).or(s.values.get(k)).copied();
             self.current.valid_loss = pick(&self.valid, "Loss");
             self.current.valid_accuracy = pick(&self.valid, "Accuracy");
+            self.current.valid_perplexity = pick(&self.valid, "Perplexity");
             let c = &self.current;
             let fmt = |v: Option<f64>, pct: bool| match v {
                 Some(v) if pct => format!("{v:.2}%"),
                 Some(v) => format!("{v:.4}"),
                 None => "-".into(),
             };
+            // Accuracy is shown unless the run only has perplexity (language modelling).
+            let lm = c.train_perplexity.is_some() || c.valid_perplexity.is_some();
+            let show_acc = !lm || c.train_accuracy.is_some() || c.valid_accuracy.is_some();
+            let extra = |acc: Option<f64>, ppl: Option<f64>| {
+                let mut e = String::new();
+                if show_acc {
+                    e.push_str(&format!(" acc {}", fmt(acc, true)));
+                }
+                if lm {
+                    e.push_str(&format!(" ppl {}", fmt(ppl, false)));
+                }
+                e
+            };
             self.say(format!(
-                "epoch {} done: train loss {} acc {} | valid loss {} acc {} | {:.1} ex/s, {:.1}s",
+                "epoch {} done: train loss {}{} | valid loss {}{} | {:.1} ex/s, {:.1}s",
                 c.epoch,
                 fmt(c.train_loss, false),
-                fmt(c.train_accuracy, true),
+                extra(c.train_accuracy, c.train_perplexity),
                 fmt(c.valid_loss, false),
-                fmt(c.valid_accuracy, true),
+                extra(c.valid_accuracy, c.valid_perplexity),
                 c.train_examples_per_sec,
                 c.train_seconds
             ));

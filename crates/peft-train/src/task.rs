@@ -4,7 +4,8 @@
 //! The task also owns what burn's optimiser step does not: global gradient-norm clipping
 //! (burn's built-in clipping is per tensor; PyTorch's `clip_grad_norm_` is global), loss
 //! scaling for gradient accumulation, and a guard that stops training on a non-finite loss
-//! without applying the bad update.
+//! without applying the bad update. [`StepGuard`], [`StepGuard::scale_loss`] and
+//! [`guarded_step`] are shared by every task (see [`crate::lm::LmTask`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -63,6 +64,16 @@ impl StepGuard {
             loss_scale: 1.0 / accumulation.max(1) as f64,
             report: Arc::default(),
             interrupter,
+        }
+    }
+
+    /// `loss` times [`StepGuard::loss_scale`] (returned as is when the scale is 1): the loss to
+    /// call `backward` on. Shape `[1]`.
+    pub fn scale_loss(&self, loss: Tensor<1>) -> Tensor<1> {
+        if self.loss_scale == 1.0 {
+            loss
+        } else {
+            loss * self.loss_scale
         }
     }
 
@@ -146,6 +157,21 @@ pub fn guard_grads<M: Module>(
     }
 }
 
+/// The optimiser step of every task: [`guard_grads`], then `optim.step` unless the guard
+/// rejected the gradients (the module is then returned unchanged).
+pub fn guarded_step<M: Module>(
+    module: M,
+    optim: &mut ModuleOptimizer,
+    lr: ModuleLearningRate,
+    grads: GradientsParams,
+    guard: &StepGuard,
+) -> M {
+    match guard_grads(&module, grads, guard) {
+        Some(grads) => optim.step(lr, module, grads),
+        None => module,
+    }
+}
+
 /// A [`BertClassifier`] as a burn-train classification task.
 #[derive(Module, Debug)]
 pub struct ClassificationTask {
@@ -181,11 +207,7 @@ impl TrainStep for ClassificationTask {
 
     fn step(&self, batch: ClassificationBatch) -> TrainOutput<ClassificationOutput> {
         let out = self.forward_classification(batch);
-        let loss = if self.guard.loss_scale == 1.0 {
-            out.loss.clone()
-        } else {
-            out.loss.clone() * self.guard.loss_scale
-        };
+        let loss = self.guard.scale_loss(out.loss.clone());
         TrainOutput::new(self, loss.backward(), out)
     }
 
@@ -195,10 +217,8 @@ impl TrainStep for ClassificationTask {
         lr: ModuleLearningRate,
         grads: GradientsParams,
     ) -> Self {
-        match guard_grads(&self, grads, &self.guard) {
-            Some(grads) => optim.step(lr, self, grads),
-            None => self,
-        }
+        let guard = self.guard.clone();
+        guarded_step(self, optim, lr, grads, &guard)
     }
 }
 

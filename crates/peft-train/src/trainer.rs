@@ -1,5 +1,7 @@
 //! Adapter training for sequence classification with burn-train's `SupervisedTraining` +
-//! `Learner`, and evaluation of a trained model.
+//! `Learner`, and evaluation of a trained model. The run machinery shared with
+//! [`crate::lm::train_causal_lm`] (device and resume checks, checkpointers, renderer, launch,
+//! adapter artefact) lives here as crate-private helpers.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -12,8 +14,8 @@ use burn::train::checkpoint::FileCheckpointer;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{
-    InferenceStep, Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition,
-    SupervisedTraining,
+    InferenceStep, Interrupter, Learner, LearnerModel, MetricEarlyStoppingStrategy,
+    StoppingCondition, SupervisedTraining,
 };
 use peft_core::{
     AdapterConfig, AdapterFile, AdapterMethod, AttachReport, ParamSummary, Trainable,
@@ -199,17 +201,163 @@ pub struct TrainingReport {
     pub adapter_bytes: u64,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes =
         serde_json::to_vec_pretty(value).map_err(|e| TrainError::InvalidConfig(e.to_string()))?;
     peft_core::file::write_atomic(path, &bytes).map_err(TrainError::from)
+}
+
+/// The device `model` lives on, which must be an autodiff device.
+pub(crate) fn training_device<M: Module>(model: &M) -> Result<Device> {
+    let device = model
+        .devices()
+        .first()
+        .cloned()
+        .ok_or_else(|| TrainError::InvalidConfig("model has no parameters".into()))?;
+    if !device.is_autodiff() {
+        return Err(TrainError::InvalidConfig(
+            "training needs the model on an autodiff device (`device.autodiff()`)".into(),
+        ));
+    }
+    Ok(device)
+}
+
+/// The epoch to resume after: the last complete checkpoint in `ckpt_dir` when `resume` is set.
+/// An error when that checkpoint is already at `epochs` or beyond.
+pub(crate) fn resume_point(
+    out: &Path,
+    ckpt_dir: &Path,
+    resume: bool,
+    epochs: usize,
+) -> Result<Option<usize>> {
+    if !resume {
+        return Ok(None);
+    }
+    match last_complete_epoch(ckpt_dir) {
+        Some(done) if done >= epochs => Err(TrainError::InvalidConfig(format!(
+            "{} already holds a checkpoint of epoch {done}; ask for more epochs or use another output directory",
+            out.display()
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// What [`launch`] needs besides the training builder and the learner.
+pub(crate) struct LaunchSettings<'a> {
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Gradient accumulation steps per optimiser step.
+    pub grad_accumulation: usize,
+    /// Progress line every this many batches (0: epoch summaries only).
+    pub log_every: usize,
+    /// Resume after this epoch.
+    pub resume_epoch: Option<usize>,
+    /// Checkpoint directory.
+    pub ckpt_dir: &'a Path,
+    /// The tensors the model checkpoints keep.
+    pub trainable: &'a Trainable,
+    /// Stops training (Ctrl-C, non-finite loss).
+    pub interrupter: &'a Interrupter,
+    /// The guard the task steps with, checked for a non-finite loss afterwards.
+    pub guard: &'a StepGuard,
+    /// Print nothing.
+    pub quiet: bool,
+}
+
+/// What [`launch`] returns.
+pub(crate) struct Launched<M> {
+    /// The trained task.
+    pub task: M,
+    /// Whether the run was interrupted.
+    pub interrupted: bool,
+    /// The epoch summaries of the epochs run in this process.
+    pub epochs: Vec<EpochSummary>,
+}
+
+/// The part of a run every task shares: add the learning-rate metric, the epoch count, the
+/// interrupter, adapter-only checkpointers, the headless renderer (or the TUI), gradient
+/// accumulation and resume to `training` (which already has the task's metrics and early
+/// stopping), launch it, and turn a non-finite loss or a Learner error into a [`TrainError`].
+pub(crate) fn launch<M: LearnerModel>(
+    training: SupervisedTraining<M>,
+    learner: Learner<M>,
+    settings: &LaunchSettings<'_>,
+) -> Result<Launched<M>> {
+    let s = settings;
+    let renderer = ProgressRenderer::new(s.log_every);
+    let renderer = if s.quiet { renderer.quiet() } else { renderer };
+    let summaries = renderer.summaries();
+    let use_tui = cfg!(feature = "tui") && std::io::stdout().is_terminal() && !s.quiet;
+
+    let mut training = training
+        .metric_train_numeric(LearningRateMetric::new())
+        .num_epochs(s.epochs)
+        .with_interrupter(s.interrupter.clone())
+        .with_custom_checkpointers(
+            AdapterCheckpointer::new(s.ckpt_dir, "model", s.trainable.clone()),
+            FileCheckpointer::new(s.ckpt_dir, "optim"),
+            FileCheckpointer::new(s.ckpt_dir, "scheduler"),
+        );
+    if !use_tui {
+        training = training.renderer(Box::new(renderer));
+    }
+    if s.grad_accumulation > 1 {
+        training = training.grads_accumulation(s.grad_accumulation);
+    }
+    if let Some(epoch) = s.resume_epoch {
+        training = training.checkpoint(epoch);
+    }
+    let result = training.launch(learner);
+
+    if let Some((step, loss)) = s.guard.report().non_finite {
+        let checkpoint = last_complete_epoch(s.ckpt_dir)
+            .map(|e| {
+                s.ckpt_dir
+                    .join(format!("model-{e}.bpk"))
+                    .display()
+                    .to_string()
+            })
+            .unwrap_or_else(|| "none".into());
+        return Err(TrainError::NonFiniteLoss {
+            step,
+            loss,
+            checkpoint,
+        });
+    }
+    if let Some(error) = result.error {
+        return Err(TrainError::Learner(error.to_string()));
+    }
+    Ok(Launched {
+        task: result.model,
+        interrupted: result.interrupted.is_some(),
+        epochs: summaries.lock().map(|s| s.clone()).unwrap_or_default(),
+    })
+}
+
+/// Save the trainable tensors of `model` described by `file` into `out/adapter` (or
+/// `out/adapter-interrupted`); returns the directory and the size of its weights file.
+pub(crate) fn save_adapter_artefact<M: Module>(
+    model: &M,
+    out: &Path,
+    interrupted: bool,
+    file: &AdapterFile,
+) -> Result<(PathBuf, u64)> {
+    let adapter_dir = out.join(if interrupted {
+        "adapter-interrupted"
+    } else {
+        "adapter"
+    });
+    save_adapter(model, &adapter_dir, file)?;
+    let weights = adapter_dir.join(peft_core::file::WEIGHTS_FILE);
+    let bytes = std::fs::metadata(&weights).map_err(io_err(&weights))?.len();
+    Ok((adapter_dir, bytes))
 }
 
 /// Prepare `model` for `method`: attach adapters, freeze all but the trainable parameters.
@@ -300,16 +448,7 @@ pub fn train_classifier(
     }
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let started = Instant::now();
-    let device = model
-        .devices()
-        .first()
-        .cloned()
-        .ok_or_else(|| TrainError::InvalidConfig("model has no parameters".into()))?;
-    if !device.is_autodiff() {
-        return Err(TrainError::InvalidConfig(
-            "training needs the model on an autodiff device (`device.autodiff()`)".into(),
-        ));
-    }
+    let device = training_device(&model)?;
     device.seed(config.seed);
     let (model, attached, summary) = prepare_model(model, &config.method, &device)?;
     let trainable = config.method.trainable();
@@ -343,20 +482,7 @@ pub fn train_classifier(
     };
 
     let ckpt_dir = out.join("checkpoints");
-    let resume_epoch = if config.resume {
-        last_complete_epoch(&ckpt_dir).filter(|&e| e < config.epochs)
-    } else {
-        None
-    };
-    if config.resume
-        && let Some(done) = last_complete_epoch(&ckpt_dir)
-        && done >= config.epochs
-    {
-        return Err(TrainError::InvalidConfig(format!(
-            "{} already holds a checkpoint of epoch {done}; ask for more epochs or use another output directory",
-            out.display()
-        )));
-    }
+    let resume_epoch = resume_point(out, &ckpt_dir, config.resume, config.epochs)?;
     let train_loader = EpochLoader::new(
         train_items,
         batcher.clone(),
@@ -386,35 +512,12 @@ pub fn train_classifier(
     let optim = config.optim.optimizer();
     let scheduler = config.optim.scheduler(total_steps);
 
-    let renderer = ProgressRenderer::new(config.log_every);
-    let renderer = if options.quiet {
-        renderer.quiet()
-    } else {
-        renderer
-    };
-    let summaries = renderer.summaries();
-    let use_tui = cfg!(feature = "tui") && std::io::stdout().is_terminal() && !options.quiet;
-
     let mut training = SupervisedTraining::new(
         out,
         std::sync::Arc::new(train_loader),
         std::sync::Arc::new(valid_loader),
     )
-    .metrics((AccuracyMetric::new(), LossMetric::new()))
-    .metric_train_numeric(LearningRateMetric::new())
-    .num_epochs(config.epochs)
-    .with_interrupter(interrupter.clone())
-    .with_custom_checkpointers(
-        AdapterCheckpointer::new(&ckpt_dir, "model", trainable.clone()),
-        FileCheckpointer::new(&ckpt_dir, "optim"),
-        FileCheckpointer::new(&ckpt_dir, "scheduler"),
-    );
-    if !use_tui {
-        training = training.renderer(Box::new(renderer));
-    }
-    if config.grad_accumulation > 1 {
-        training = training.grads_accumulation(config.grad_accumulation);
-    }
+    .metrics((AccuracyMetric::new(), LossMetric::new()));
     if let Some(n) = config.early_stopping_patience {
         training = training.early_stopping(MetricEarlyStoppingStrategy::new(
             &AccuracyMetric::new(),
@@ -424,32 +527,23 @@ pub fn train_classifier(
             StoppingCondition::NoImprovementSince { n_epochs: n },
         ));
     }
-    if let Some(epoch) = resume_epoch {
-        training = training.checkpoint(epoch);
-    }
-    let result = training.launch(Learner::new(task, optim, scheduler));
-
-    let guard_report = guard.report();
-    if let Some((step, loss)) = guard_report.non_finite {
-        let checkpoint = last_complete_epoch(&ckpt_dir)
-            .map(|e| {
-                ckpt_dir
-                    .join(format!("model-{e}.bpk"))
-                    .display()
-                    .to_string()
-            })
-            .unwrap_or_else(|| "none".into());
-        return Err(TrainError::NonFiniteLoss {
-            step,
-            loss,
-            checkpoint,
-        });
-    }
-    if let Some(error) = result.error {
-        return Err(TrainError::Learner(error.to_string()));
-    }
-    let interrupted = result.interrupted.is_some();
-    let model = result.model.model;
+    let launched = launch(
+        training,
+        Learner::new(task, optim, scheduler),
+        &LaunchSettings {
+            epochs: config.epochs,
+            grad_accumulation: config.grad_accumulation,
+            log_every: config.log_every,
+            resume_epoch,
+            ckpt_dir: &ckpt_dir,
+            trainable: &trainable,
+            interrupter: &interrupter,
+            guard: &guard,
+            quiet: options.quiet,
+        },
+    )?;
+    let interrupted = launched.interrupted;
+    let model = launched.task.model;
 
     // Artefacts.
     let final_eval = evaluate(
@@ -459,26 +553,19 @@ pub fn train_classifier(
         config.eval_batch_size,
         &device,
     )?;
-    let adapter_dir = out.join(if interrupted {
-        "adapter-interrupted"
-    } else {
-        "adapter"
-    });
     let method = match &config.method {
         TrainingMethod::Adapter { config } => AdapterMethod::Bottleneck(config.clone()),
         _ => AdapterMethod::HeadOnly,
     };
     let file = AdapterFile::new(method, model.base_info(), &trainable).with_head(model.head_info());
-    save_adapter(&model, &adapter_dir, &file)?;
-    let weights = adapter_dir.join(peft_core::file::WEIGHTS_FILE);
-    let adapter_bytes = std::fs::metadata(&weights).map_err(io_err(&weights))?.len();
+    let (adapter_dir, adapter_bytes) = save_adapter_artefact(&model, out, interrupted, &file)?;
     write_json(&out.join("training_config.json"), config)?;
     let report = TrainingReport {
         method: config.method.name(),
         trainable_params: summary.trainable,
         total_params: summary.total,
         adapters_attached: attached.map(|a| a.attached.len()).unwrap_or(0),
-        epochs: summaries.lock().map(|s| s.clone()).unwrap_or_default(),
+        epochs: launched.epochs,
         final_eval,
         seconds: started.elapsed().as_secs_f64(),
         resumed_from_epoch: resume_epoch,
