@@ -210,10 +210,8 @@ fn run_model(name: &str, device: &Device, args: &Args, rows: &mut Vec<Row>) -> R
         .with_lr(1e-4)
         .with_schedule(Schedule::Constant);
     let mut optim = optim_config.optimizer();
-    let mut task = ClassificationTask::new(
-        model,
-        StepGuard::new(optim_config.max_grad_norm, 1, None),
-    );
+    let mut task =
+        ClassificationTask::new(model, StepGuard::new(optim_config.max_grad_norm, 1, None));
     let batches: Vec<HostBatch> = (0..args.warmup + args.train_steps)
         .map(|_| make_batch(&mut rng, TRAIN_BATCH, config.vocab_size))
         .collect();
@@ -314,7 +312,9 @@ fn main() -> Res<()> {
         device.memory_cleanup();
     }
     println!();
-    println!("| model | phase | batch | timed steps | mean padded len | examples/s | peak allocator MiB |");
+    println!(
+        "| model | phase | batch | timed steps | mean padded len | examples/s | peak allocator MiB |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
