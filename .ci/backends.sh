@@ -65,7 +65,7 @@ find_lavapipe() {
 }
 
 ensure_lavapipe() {
-    if find_lavapipe >/dev/null && ldconfig -p | grep -q 'libvulkan\.so\.1'; then
+    if find_lavapipe >/dev/null && ldconfig -p | grep 'libvulkan\.so\.1' >/dev/null; then
         return 0
     fi
     local sudo=()

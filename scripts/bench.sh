@@ -97,7 +97,8 @@ main() {
   OURS="$OUT/raw/ours.jsonl"; THEIRS="$OUT/raw/torch.jsonl"
   : > "$OURS"; : > "$THEIRS"
 
-  ours() { wait_quiet; log "ours: $*"; "$BIN" "$@" "${DEVICE[@]}" "${ASSETS[@]}" --json-out "$OURS" >/dev/null; }
+  untimed() { log "ours: $*"; "$BIN" "$@" "${DEVICE[@]}" "${ASSETS[@]}" --json-out "$OURS" >/dev/null; }
+  ours() { wait_quiet; untimed "$@"; }
   theirs() {
     [ "$HAVE_TORCH" = 1 ] || return 0
     wait_quiet; log "torch: $*"
@@ -110,8 +111,8 @@ main() {
     W3_METHODS=(seq_bn head full)
   fi
 
-  ours params
-  ours sizes
+  untimed params
+  untimed sizes
   for m in "${W1_METHODS[@]}"; do
     for d in 0.1 0; do
       if [ "$d" = 0 ] && [ "$m" != seq_bn ] && [ "$ALL" != 1 ]; then continue; fi
