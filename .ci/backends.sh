@@ -106,7 +106,7 @@ run_wgpu() {
         --nocapture --test-threads=1 2>&1 | tee "$log_file"
     log "run wgpu+ndarray+flex test: done in $((SECONDS - t0)) s"
     # Never a silent pass: the wgpu device must have run both tests.
-    ran=$(grep -c '^backend `wgpu`: device' "$log_file" || true)
+    ran=$(grep -o 'backend `wgpu`: device' "$log_file" | wc -l)
     rm -f "$log_file"
     if [ "$ran" -lt 2 ]; then
         echo "backends: wgpu did not run both tests (seen $ran times in the output)" >&2

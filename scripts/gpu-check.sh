@@ -91,7 +91,7 @@ rc=${PIPESTATUS[0]}
 if [ "$rc" -ne 0 ]; then
     echo "gpu-check: parity test FAILED (exit $rc)"
     status=1
-elif ! grep -q '^backend `vulkan`: device' "$LOGS/parity.log"; then
+elif ! grep -q 'backend `vulkan`: device' "$LOGS/parity.log"; then
     echo "gpu-check: parity test did not run on vulkan"
     status=1
 else
