@@ -1459,6 +1459,8 @@ const HELP: &str =
 common: --device NAME --model DIR --data DIR --json-out FILE (assets default to $PEFT_ASSETS_DIR)";
 
 fn main() -> Res<()> {
+    // Reuse freed tensor buffers instead of page-faulting new ones (CPU backends, glibc).
+    burn_peft::device::tune_host_allocator();
     let args = Args::parse()?;
     match args.cmd.as_str() {
         "w1" => cmd_w1(&args),

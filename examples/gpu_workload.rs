@@ -303,6 +303,8 @@ fn run_model(name: &str, device: &Device, args: &Args, rows: &mut Vec<Row>) -> R
 }
 
 fn main() -> Res<()> {
+    // Reuse freed tensor buffers instead of page-faulting new ones (CPU backends, glibc).
+    burn_peft::device::tune_host_allocator();
     let args = parse_args()?;
     let device = select_device(args.device.as_deref())?;
     println!("device: {device:?}");

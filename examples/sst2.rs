@@ -55,6 +55,8 @@ use common::{Args, human_bytes};
 type AnyError = Box<dyn std::error::Error>;
 
 fn main() -> ExitCode {
+    // Reuse freed tensor buffers instead of page-faulting new ones (CPU backends, glibc).
+    burn_peft::device::tune_host_allocator();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -144,7 +144,7 @@ impl BottleneckAdapter {
         } else if self.fixed_scaling != 1.0 {
             up = up * self.fixed_scaling;
         }
-        self.dropout.forward(up)
+        crate::dropout::dropout(&self.dropout, up)
     }
 
     /// Apply the adapter at its site and return what the sub-layer passes on (the residual sum,

@@ -7,6 +7,7 @@
 //! | [`config`] | [`BottleneckConfig`] (the adapter module), [`AdapterPlacement`] (where and how it is wired), [`AdapterConfig`] with the named presets [`AdapterConfig::houlsby`], [`AdapterConfig::pfeiffer`], [`AdapterConfig::parallel`], [`AdapterConfig::scaled_parallel`] |
 //! | [`bottleneck`] | the [`BottleneckAdapter`] module and [`residual_site`], the function a model calls at each adapter site |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
+//! | [`dropout`] | [`dropout()`], burn's dropout with a fast host-side mask on CPU backends, used by every model |
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`] | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
 //! | [`attach`] | [`AttachReport`], what attaching adapters to a model did |
@@ -39,6 +40,7 @@ pub mod activation;
 pub mod attach;
 pub mod bottleneck;
 pub mod config;
+pub mod dropout;
 pub mod error;
 pub mod file;
 pub mod freeze;

@@ -1,5 +1,6 @@
 //! Task heads, and BERT with a sequence-classification head.
 
+use peft_core::dropout::dropout;
 use std::path::Path;
 
 use burn::config::Config;
@@ -88,9 +89,9 @@ impl ClassificationHead {
             (HeadPooling::Pooler, Some(p)) => p,
             _ => cls(hidden),
         };
-        let x = self.dropout.forward(x);
+        let x = dropout(&self.dropout, x);
         let x = match &self.dense {
-            Some(dense) => self.dropout.forward(activation::tanh(dense.forward(x))),
+            Some(dense) => dropout(&self.dropout, activation::tanh(dense.forward(x))),
             None => x,
         };
         self.classifier.forward(x)

@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
+use peft_core::dropout::dropout;
 use peft_core::{BottleneckAdapter, residual_site};
 
 use super::config::BertConfig;
@@ -52,7 +53,7 @@ impl BertSelfAttention {
         let k = self.split_heads(self.key.forward(x.clone()));
         let v = self.split_heads(self.value.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (self.head_dim as f64).sqrt());
-        let probs = self.dropout.forward(softmax(scores + mask_bias, 3));
+        let probs = dropout(&self.dropout, softmax(scores + mask_bias, 3));
         probs.matmul(v).swap_dims(1, 2).reshape([b, s, h])
     }
 }
@@ -86,7 +87,7 @@ impl BertSelfOutput {
 
     /// `LN(adapter(dropout(dense(context))) + input)`; shapes `[batch, seq, hidden]`.
     pub fn forward(&self, context: Tensor<3>, input: Tensor<3>) -> Tensor<3> {
-        let h = self.dropout.forward(self.dense.forward(context));
+        let h = dropout(&self.dropout, self.dense.forward(context));
         residual_site(self.adapter.as_ref(), h, input, Some(&self.layer_norm))
     }
 }

@@ -3,6 +3,7 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor};
+use peft_core::dropout::dropout;
 
 use super::config::BertConfig;
 
@@ -50,6 +51,6 @@ impl BertEmbeddings {
         let x = self.word_embeddings.forward(input_ids)
             + self.token_type_embeddings.forward(token_type_ids)
             + self.position_embeddings.forward(positions);
-        self.dropout.forward(self.layer_norm.forward(x))
+        dropout(&self.dropout, self.layer_norm.forward(x))
     }
 }

@@ -3,6 +3,7 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
+use peft_core::dropout::dropout;
 use peft_core::{BottleneckAdapter, residual_site};
 
 use super::attention::BertAttention;
@@ -71,7 +72,7 @@ impl BertLayer {
             .intermediate
             .act
             .forward(self.intermediate.dense.forward(x.clone()));
-        let h = self.output.dropout.forward(self.output.dense.forward(up));
+        let h = dropout(&self.output.dropout, self.output.dense.forward(up));
         residual_site(
             self.output.adapter.as_ref(),
             h,

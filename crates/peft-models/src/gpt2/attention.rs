@@ -6,6 +6,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
 use peft_core::BottleneckAdapter;
+use peft_core::dropout::dropout;
 
 use super::config::Gpt2Config;
 use super::conv1d::Conv1D;
@@ -107,9 +108,9 @@ impl Gpt2Attention {
         let scores = q
             .matmul(k.clone().swap_dims(2, 3))
             .div_scalar((self.head_dim as f64).sqrt());
-        let probs = self.attn_dropout.forward(softmax(scores + bias, 3));
+        let probs = dropout(&self.attn_dropout, softmax(scores + bias, 3));
         let context = probs.matmul(v.clone()).swap_dims(1, 2).reshape([b, s, d]);
-        let out = self.resid_dropout.forward(self.c_proj.forward(context));
+        let out = dropout(&self.resid_dropout, self.c_proj.forward(context));
         (out, LayerKv { key: k, value: v })
     }
 }

@@ -3,6 +3,7 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
+use peft_core::dropout::dropout;
 use peft_core::{BottleneckAdapter, residual_site};
 
 use super::attention::{Gpt2Attention, LayerKv};
@@ -45,7 +46,7 @@ impl Gpt2Mlp {
     /// `[batch, seq, n_embd]` (without the adapter and the residual add).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let up = self.act.forward(self.c_fc.forward(x));
-        self.dropout.forward(self.c_proj.forward(up))
+        dropout(&self.dropout, self.c_proj.forward(up))
     }
 }
 
