@@ -14,6 +14,7 @@
 
 use burn::nn::Dropout;
 use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
+use rayon::prelude::*;
 
 /// Apply `module`'s dropout to `input` (any shape; the output has the same shape).
 ///
@@ -24,50 +25,50 @@ pub fn dropout<const D: usize>(module: &Dropout, input: Tensor<D>) -> Tensor<D> 
     if !module.training.is_enabled() || !device.is_autodiff() || module.prob == 0.0 {
         return input;
     }
-    if input.dtype() == DType::F32 && host_resident(&device) {
+    if input.dtype() == DType::F32 && crate::host::host_resident(&device) {
         let mask = host_mask(input.shape().dims::<D>(), module.prob, &device);
         return input * mask;
     }
     module.forward(input)
 }
 
-/// Whether tensors on `device` live in host memory (a mask built there costs no upload).
-fn host_resident(device: &Device) -> bool {
-    let inner = device.clone().inner();
-    #[cfg(feature = "flex")]
-    if inner == Device::flex() {
-        return true;
-    }
-    #[cfg(feature = "ndarray")]
-    #[allow(deprecated)]
-    if inner == Device::ndarray() {
-        return true;
-    }
-    let _ = inner;
-    false
-}
-
 /// A `[dims]` tensor of `0` (probability `prob`) and `1 / (1 - prob)`, not tracked by autodiff.
+///
+/// Filled in parallel chunks, each with its own generator derived from one backend draw and
+/// the chunk index, so the mask does not depend on the number of threads.
 fn host_mask<const D: usize>(dims: [usize; D], prob: f64, device: &Device) -> Tensor<D> {
+    const CHUNK: usize = 32 * 1024;
     let numel: usize = dims.iter().product();
-    let mut rng = Xoshiro256pp::from_seed(backend_seed(device));
+    let seed = backend_seed(device);
     let keep = 1.0 - prob;
     let scale = (1.0 / keep) as f32;
     // Keep when a uniform 24-bit draw u / 2^24 < keep, i.e. u < keep * 2^24.
-    let threshold = (keep * f64::from(1u32 << 24)).round() as u32;
-    let mut values = Vec::with_capacity(numel);
-    while values.len() < numel {
-        let r = rng.next_u64();
-        for half in [r >> 40, (r >> 8) & 0xFF_FFFF] {
-            if values.len() < numel {
-                values.push(if (half as u32) < threshold {
+    let threshold = (keep * f64::from(1u32 << 24)).round() as u64;
+    let mut values = vec![0f32; numel];
+    values
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let mut rng =
+                Xoshiro256pp::from_seed(seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let mut pairs = chunk.chunks_exact_mut(2);
+            for pair in &mut pairs {
+                let r = rng.next_u64();
+                pair[0] = if (r >> 40) < threshold { scale } else { 0.0 };
+                pair[1] = if ((r >> 8) & 0xFF_FFFF) < threshold {
                     scale
                 } else {
                     0.0
-                });
+                };
             }
-        }
-    }
+            if let [last] = pairs.into_remainder() {
+                *last = if (rng.next_u64() >> 40) < threshold {
+                    scale
+                } else {
+                    0.0
+                };
+            }
+        });
     Tensor::from_data(TensorData::new(values, dims), device)
 }
 
@@ -127,8 +128,8 @@ mod tests {
     #[cfg(feature = "flex")]
     #[test]
     fn flex_takes_the_host_path() {
-        assert!(host_resident(&Device::flex().autodiff()));
-        assert!(host_resident(&Device::flex()));
+        assert!(crate::host::host_resident(&Device::flex().autodiff()));
+        assert!(crate::host::host_resident(&Device::flex()));
     }
 
     #[test]
@@ -145,7 +146,10 @@ mod tests {
         device.seed(7);
         let module = DropoutConfig::new(0.25).init();
         let x = Tensor::<2>::ones([200, 500], &device) * 3.0;
-        let y: Vec<f32> = dropout(&module, x).into_data().try_to_vec().unwrap_or_default();
+        let y: Vec<f32> = dropout(&module, x)
+            .into_data()
+            .try_to_vec()
+            .unwrap_or_default();
         assert_eq!(y.len(), 100_000);
         let kept = y.iter().filter(|v| **v != 0.0).count() as f64 / y.len() as f64;
         assert!((kept - 0.75).abs() < 0.01, "kept fraction {kept}");

@@ -44,6 +44,7 @@ pub mod dropout;
 pub mod error;
 pub mod file;
 pub mod freeze;
+mod host;
 #[cfg(test)]
 mod testing;
 

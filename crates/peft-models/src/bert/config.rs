@@ -72,7 +72,7 @@ impl HiddenAct {
     pub fn forward<const D: usize>(self, x: burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D> {
         use burn::tensor::activation;
         match self {
-            Self::Gelu => activation::gelu(x),
+            Self::Gelu => peft_core::activation::gelu(x),
             Self::GeluNew => activation::gelu_approximate(x),
             Self::Relu => activation::relu(x),
             Self::Silu => activation::silu(x),
