@@ -7,7 +7,7 @@ use burn::tensor::Device;
 /// built from a `Vec` costs no upload. True for flex and ndarray when this crate's features of
 /// the same names are on (the facade turns them on with its backend features); false otherwise,
 /// which only means the portable path is taken.
-pub(crate) fn host_resident(device: &Device) -> bool {
+pub fn host_resident(device: &Device) -> bool {
     let inner = device.clone().inner();
     #[cfg(feature = "flex")]
     if inner == Device::flex() {

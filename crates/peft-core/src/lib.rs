@@ -7,6 +7,7 @@
 //! | [`config`] | [`BottleneckConfig`] (the adapter module), [`AdapterPlacement`] (where and how it is wired), [`AdapterConfig`] with the named presets [`AdapterConfig::houlsby`], [`AdapterConfig::pfeiffer`], [`AdapterConfig::parallel`], [`AdapterConfig::scaled_parallel`] |
 //! | [`bottleneck`] | the [`BottleneckAdapter`] module and [`residual_site`], the function a model calls at each adapter site |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
+//! | [`host`] | [`host::host_resident`]: whether a device keeps tensors in host memory (CPU fast paths) |
 //! | [`dropout`] | [`dropout()`], burn's dropout with a fast host-side mask on CPU backends, used by every model |
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`] | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
@@ -44,7 +45,7 @@ pub mod dropout;
 pub mod error;
 pub mod file;
 pub mod freeze;
-mod host;
+pub mod host;
 #[cfg(test)]
 mod testing;
 
