@@ -67,7 +67,7 @@ impl Activation {
 /// computed in one multi-threaded host pass, sharing one `exp(-x²/2)`; the erf is Abramowitz and
 /// Stegun 7.1.26 (|error| < 1.5e-7), the formula PyTorch's vectorised CPU kernel uses. On an
 /// autodiff device the result is `y + (x - detach(x)) * gelu'(x)`: the value is `y` exactly and
-/// the gradient is `gelu'(x)`. Other devices (GPU) and dtypes use burn's kernel.
+/// the gradient is `gelu'(x)`; an input outside the autodiff graph gets the values only. Other devices (GPU) and dtypes use burn's kernel.
 ///
 /// Shapes: any `[..]`, output the same.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -76,8 +76,9 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return activation::gelu(x);
     }
     let dims = x.shape().dims::<D>();
-    if !device.is_autodiff() {
-        // `x` is not needed afterwards: hand its buffer over instead of copying.
+    if !x.is_tracked() {
+        // No gradient can flow (no autodiff, or a frozen part of the graph): values only, and
+        // `x` is not needed afterwards, so its buffer is handed over instead of copied.
         let data = x.into_data();
         let y = match data.as_slice::<f32>() {
             Ok(values) => gelu_host(values, false).0,
