@@ -128,6 +128,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn allocator_tuning_takes_on_glibc() {
+        let applied = tune_host_allocator();
+        assert_eq!(applied, cfg!(all(target_os = "linux", target_env = "gnu")));
+    }
+
+    #[test]
     fn unknown_and_missing_backends_are_errors() {
         assert!(matches!(
             device_by_name("tpu"),

@@ -60,9 +60,9 @@ impl Activation {
 
 /// Exact (erf) GELU, `x * Φ(x)`, with a fast path on CPU backends.
 ///
-/// Same values and gradients as `burn::tensor::activation::gelu` (within 4e-7 absolute; the
-/// golden tests against PyTorch hold at 1e-5). On flex and ndarray, burn evaluates `erf` with a
-/// scalar libm call per element on one thread, forward and backward: a quarter of a MiniLM
+/// Same values and gradients as `burn::tensor::activation::gelu` (values within
+/// 2.5e-7·max(1, |x|), gradients within 1e-6; the golden tests against PyTorch hold at 1e-5).
+/// On flex and ndarray, burn evaluates `erf` with a scalar libm call per element on one thread, forward and backward: a quarter of a MiniLM
 /// adapter-training step in profiles. Here both `Φ(x)` and `Φ(x) + x φ(x)` (the derivative) are
 /// computed in one multi-threaded host pass, sharing one `exp(-x²/2)`; the erf is Abramowitz and
 /// Stegun 7.1.26 (|error| < 1.5e-7), the formula PyTorch's vectorised CPU kernel uses. On an
@@ -208,10 +208,10 @@ mod tests {
         t.into_data().try_into_vec::<f32>().unwrap_or_default()
     }
 
-    fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    fn assert_close(a: &[f32], b: &[f32], tol: impl Fn(usize) -> f32, what: &str) {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tol, "{what}[{i}]: {x} vs {y}");
+            assert!((x - y).abs() <= tol(i), "{what}[{i}]: {x} vs {y}");
         }
     }
 
@@ -224,7 +224,7 @@ mod tests {
             assert_close(
                 &to_vec(gelu(x.clone())),
                 &to_vec(activation::gelu(x)),
-                4e-7 * 30.0,
+                |i| 2.5e-7 * xs[i].abs().max(1.0),
                 "gelu",
             );
         }
@@ -241,7 +241,7 @@ mod tests {
             let grads = (y * w).sum().backward();
             leaf.grad(&grads).map(to_vec).unwrap_or_default()
         };
-        assert_close(&grad_of(true), &grad_of(false), 1e-6, "d gelu");
+        assert_close(&grad_of(true), &grad_of(false), |_| 1e-6, "d gelu");
     }
 
     #[test]
