@@ -8,9 +8,9 @@
 //! | [`bottleneck`] | the [`BottleneckAdapter`] module and [`residual_site`], the function a model calls at each adapter site |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
 //! | [`host`] | [`host::host_resident`]: whether a device keeps tensors in host memory (CPU fast paths) |
-//! | [`dropout`] | [`dropout()`], burn's dropout with a fast host-side mask on CPU backends, used by every model |
+//! | [`dropout`] | [`dropout::dropout`](fn@dropout::dropout), burn's dropout with a fast host-side mask on CPU backends, used by every model |
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
-//! | [`file`] | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
+//! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
 //! | [`attach`] | [`AttachReport`], what attaching adapters to a model did |
 //! | [`error`] | [`PeftError`] |
 //!
