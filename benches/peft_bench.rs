@@ -1117,6 +1117,14 @@ fn cmd_report(args: &Args) -> Res<()> {
         .or_else(|| args.assets().map(|a| a.join(PEER_REL)))
         .filter(|d| d.is_dir());
     let peer = |rel: &str| peer_dir.as_ref().and_then(|d| read_json(&d.join(rel)));
+    // The PyTorch statistic `key`: from this run, else (no PyTorch side at all) the stored peer's.
+    let torch_stat = |t: Option<&Value>, stored: &Option<Value>, key: &str| -> Option<Value> {
+        t.map(|t| t[key].clone()).or_else(|| {
+            (!same_run)
+                .then(|| stored.as_ref().map(|s| s[key].clone()))
+                .flatten()
+        })
+    };
     let torch_versions = torch.iter().find_map(|r| r.get("versions")).cloned();
 
     let mut md = String::new();
@@ -1199,13 +1207,7 @@ fn cmd_report(args: &Args) -> Res<()> {
                 ),
                 None => ("–".into(), None, None),
             };
-            let t_med = t
-                .and_then(|t| t["examples_per_s"]["median"].as_f64())
-                .or_else(|| {
-                    (!same_run)
-                        .then(|| stored_eps.and_then(|s| s["median"].as_f64()))
-                        .flatten()
-                });
+            let t_med = torch_stat(t, &stored, "examples_per_s").and_then(|s| s["median"].as_f64());
             writeln!(
                 md,
                 "| {m} | {d} | {} | {} | {t_eps} | {} | {} | {} | {} / {} | {} / {} |",
@@ -1243,11 +1245,7 @@ fn cmd_report(args: &Args) -> Res<()> {
             continue;
         }
         let stored = peer(&format!("w2_infer_{v}.json"));
-        let t_stat = t.map(|t| t["examples_per_s"].clone()).or_else(|| {
-            (!same_run)
-                .then(|| stored.as_ref().map(|s| s["examples_per_s"].clone()))
-                .flatten()
-        });
+        let t_stat = torch_stat(t, &stored, "examples_per_s");
         writeln!(
             md,
             "| {v} | {} | {} | {} | {} | {} / {} |",
@@ -1284,11 +1282,7 @@ fn cmd_report(args: &Args) -> Res<()> {
             continue;
         }
         let stored = peer(&format!("w3_rss_train_{m}.json"));
-        let t_stat = t.map(|t| t["max_rss_mb"].clone()).or_else(|| {
-            (!same_run)
-                .then(|| stored.as_ref().map(|s| s["max_rss_mb"].clone()))
-                .flatten()
-        });
+        let t_stat = torch_stat(t, &stored, "max_rss_mb");
         writeln!(
             md,
             "| {m} | {} | {} | {} | {} |",

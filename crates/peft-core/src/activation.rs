@@ -71,10 +71,16 @@ impl Activation {
 ///
 /// Shapes: any `[..]`, output the same.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let device = x.device();
-    if x.dtype() != DType::F32 || !crate::host::host_resident(&device) {
+    let host = x.dtype() == DType::F32 && crate::host::host_resident(&x.device());
+    gelu_on(x, host)
+}
+
+/// [`gelu`] computed on the host (`host_path`) or by burn's kernel.
+fn gelu_on<const D: usize>(x: Tensor<D>, host_path: bool) -> Tensor<D> {
+    if !host_path {
         return activation::gelu(x);
     }
+    let device = x.device();
     let dims = x.shape().dims::<D>();
     if !x.is_tracked() {
         // No gradient can flow (no autodiff, or a frozen part of the graph): values only, and
@@ -222,7 +228,7 @@ mod tests {
         for device in [Device::default(), Device::default().autodiff()] {
             let x = Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &device);
             assert_close(
-                &to_vec(gelu(x.clone())),
+                &to_vec(gelu_on(x.clone(), true)),
                 &to_vec(activation::gelu(x)),
                 |i| 2.5e-7 * xs[i].abs().max(1.0),
                 "gelu",
@@ -236,7 +242,7 @@ mod tests {
             let leaf =
                 Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &device).require_grad();
             let x = leaf.clone() * 0.5;
-            let y = if fast { gelu(x) } else { activation::gelu(x) };
+            let y = gelu_on(x, fast);
             let w = Tensor::<1>::from_data(TensorData::new(upstream.clone(), [n]), &device);
             let grads = (y * w).sum().backward();
             leaf.grad(&grads).map(to_vec).unwrap_or_default()
@@ -266,7 +272,7 @@ mod tests {
             TensorData::new(vec![f32::NAN, 1.0, -1.0, 0.5, 2.0, -3.0], [2, 3]),
             &device,
         );
-        let y = gelu(x);
+        let y = gelu_on(x, true);
         assert_eq!(y.dims(), [2, 3]);
         let v = y.into_data().try_into_vec::<f32>().unwrap_or_default();
         assert!(v[0].is_nan());

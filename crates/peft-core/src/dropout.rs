@@ -21,15 +21,19 @@ use rayon::prelude::*;
 /// Identity when the module is not training (eval mode, or frozen with `Module::freeze`), when
 /// `input` is not on an autodiff device, or when the probability is 0, as for burn's `Dropout`.
 pub fn dropout<const D: usize>(module: &Dropout, input: Tensor<D>) -> Tensor<D> {
-    let device = input.device();
-    if !module.training.is_enabled() || !device.is_autodiff() || module.prob == 0.0 {
-        return input;
+    let host = input.dtype() == DType::F32 && crate::host::host_resident(&input.device());
+    dropout_on(module, input, host)
+}
+
+/// [`dropout`] with the mask drawn on the host (`on_host`) or by burn's `Dropout`.
+fn dropout_on<const D: usize>(module: &Dropout, input: Tensor<D>, on_host: bool) -> Tensor<D> {
+    // burn's rule for when dropout acts; its own forward applies it on the other path.
+    let active = module.training.is_enabled() && input.device().is_autodiff() && module.prob > 0.0;
+    if !(on_host && active) {
+        return module.forward(input);
     }
-    if input.dtype() == DType::F32 && crate::host::host_resident(&device) {
-        let mask = host_mask(input.shape().dims::<D>(), module.prob, &device);
-        return input * mask;
-    }
-    module.forward(input)
+    let mask = host_mask(input.shape().dims::<D>(), module.prob, &input.device());
+    input * mask
 }
 
 /// A `[dims]` tensor of `0` (probability `prob`) and `1 / (1 - prob)`, not tracked by autodiff.
@@ -146,7 +150,7 @@ mod tests {
         device.seed(7);
         let module = DropoutConfig::new(0.25).init();
         let x = Tensor::<2>::ones([200, 500], &device) * 3.0;
-        let y: Vec<f32> = dropout(&module, x)
+        let y: Vec<f32> = dropout_on(&module, x, true)
             .into_data()
             .try_to_vec()
             .unwrap_or_default();
@@ -164,10 +168,10 @@ mod tests {
         let module = DropoutConfig::new(0.5).init();
         let x = Tensor::<1>::ones([4096], &device);
         device.seed(11);
-        let a = dropout(&module, x.clone()).into_data();
-        let b = dropout(&module, x.clone()).into_data();
+        let a = dropout_on(&module, x.clone(), true).into_data();
+        let b = dropout_on(&module, x.clone(), true).into_data();
         device.seed(11);
-        let a2 = dropout(&module, x).into_data();
+        let a2 = dropout_on(&module, x, true).into_data();
         a.assert_eq(&a2, true);
         assert_ne!(a, b, "two calls drew the same mask");
     }
@@ -177,17 +181,19 @@ mod tests {
         let device = device();
         let x = Tensor::<2>::random([8, 16], Distribution::Default, &device);
         let eval = DropoutConfig::new(0.5).init().valid();
-        dropout(&eval, x.clone())
-            .into_data()
-            .assert_eq(&x.clone().into_data(), true);
         let p0 = DropoutConfig::new(0.0).init();
-        dropout(&p0, x.clone())
-            .into_data()
-            .assert_eq(&x.clone().into_data(), true);
         let plain = x.clone().inner();
-        dropout(&DropoutConfig::new(0.5).init(), plain.clone())
-            .into_data()
-            .assert_eq(&plain.into_data(), true);
+        for host in [true, false] {
+            dropout_on(&eval, x.clone(), host)
+                .into_data()
+                .assert_eq(&x.clone().into_data(), true);
+            dropout_on(&p0, x.clone(), host)
+                .into_data()
+                .assert_eq(&x.clone().into_data(), true);
+            dropout_on(&DropoutConfig::new(0.5).init(), plain.clone(), host)
+                .into_data()
+                .assert_eq(&plain.clone().into_data(), true);
+        }
     }
 
     #[test]
@@ -196,7 +202,7 @@ mod tests {
         device.seed(3);
         let module = DropoutConfig::new(0.5).init();
         let x = Tensor::<1>::ones([1000], &device).require_grad();
-        let y = dropout(&module, x.clone());
+        let y = dropout_on(&module, x.clone(), true);
         let y_vals: Vec<f32> = y.clone().into_data().try_to_vec().unwrap_or_default();
         let grads = y.sum().backward();
         let g: Vec<f32> = x
