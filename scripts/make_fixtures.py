@@ -15,7 +15,7 @@ How to run (from the repository root):
     .venv/bin/python scripts/make_fixtures.py
 
 The outputs are committed. CI never needs Python: the Rust tests only read the files
-written here. Re-running the script with the pinned versions gives byte-identical files
+written here. Re-running the script with the pinned versions on the same kind of CPU gives byte-identical files
 (all seeds fixed, CPU, float32, single thread, eval mode); ``fixtures/MANIFEST.json``
 lists the sha256 of every file so a rerun can be checked with ``sha256sum``.
 
@@ -38,6 +38,8 @@ What is produced (see fixtures/README.md for the details):
       pytorch_model.bin ("bert." prefix + embeddings.position_ids buffer), golden.json
       adapters/<name>.safetensors, adapters/<name>.json, adapters/<name>-hub/ (AdapterHub
       save_adapter output) for seq_bn, double_seq_bn, par_bn, scaled_par_bn (rf 4)
+      trajectory/ (20 AdamW steps of seq_bn + AdapterHub head training, dropout off: per-step
+      losses, step-0 gradients, initial and final weights)
   fixtures/tiny-gpt2/                random-init GPT2LMHeadModel (n_embd 16, 2 layers, vocab 97)
       config.json, generation_config.json, model.safetensors ("transformer." prefix),
       pytorch_model.bin (prefix stripped, + attn.bias / attn.masked_bias buffers), golden.json
@@ -409,6 +411,112 @@ def make_bert(manifest: dict) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# training trajectory: seq_bn + AdapterHub classification head, 20 AdamW steps
+# --------------------------------------------------------------------------------------
+
+TRAJ_STEPS = 20
+TRAJ_BATCH = 4
+TRAJ_LR = 1e-2
+TRAJ_HEAD = "cls"
+
+
+def traj_batches() -> list:
+    """TRAJ_STEPS batches of TRAJ_BATCH rows: 4 distinct batches repeated (so that the loss can
+    fall), each with [CLS]-like id 2 first, random ids in [3, 99), trailing padding (id 0, mask 0)
+    so that rows have different lengths, and random labels."""
+    g = torch.Generator().manual_seed(7)
+    out = []
+    for _ in range(4):
+        seq = int(torch.randint(6, 11, (1,), generator=g))
+        ids = torch.randint(3, 99, (TRAJ_BATCH, seq), generator=g)
+        ids[:, 0] = 2
+        lens = torch.randint(3, seq + 1, (TRAJ_BATCH,), generator=g)
+        lens[0] = seq  # the longest row sets the padded length
+        mask = (torch.arange(seq)[None, :] < lens[:, None]).long()
+        ids = ids * mask
+        labels = torch.randint(0, 2, (TRAJ_BATCH,), generator=g)
+        out.append({"input_ids": ids, "attention_mask": mask,
+                    "token_type_ids": torch.zeros_like(ids), "labels": labels})
+    return [out[k % len(out)] for k in range(TRAJ_STEPS)]
+
+
+def make_trajectory(manifest: dict) -> None:
+    """Per-step losses and final weights of 20 AdamW steps of seq_bn + AdapterHub head training
+    on tiny-bert, dropout off, so that the Rust training path can be checked step by step."""
+    from adapters import BertAdapterModel
+
+    out = FIX / "tiny-bert" / "trajectory"
+    base = BertModel.from_pretrained(FIX / "tiny-bert", attn_implementation="eager")
+    cfg = bert_config()
+    cfg.hidden_dropout_prob = 0.0
+    cfg.attention_probs_dropout_prob = 0.0
+    torch.manual_seed(11)
+    model = BertAdapterModel(cfg)
+    res = model.bert.load_state_dict(base.state_dict(), strict=False)
+    # adapters.init adds a (here unused) prompt-tuning embedding table to the base model
+    assert res.missing_keys == ["prompt_tuning.base_model_embeddings.weight"], res.missing_keys
+    assert not res.unexpected_keys, res.unexpected_keys
+    model.add_adapter(TRAJ_HEAD, config=AdapterConfig.load("seq_bn", reduction_factor=REDUCTION_FACTOR))
+    model.add_classification_head(TRAJ_HEAD, num_labels=2)  # dropout, dense, tanh, dropout, linear
+    randomize_adapter(model, TRAJ_HEAD, seed=300)
+    model.train_adapter(TRAJ_HEAD)  # base frozen; adapter and head train
+    model.active_head = TRAJ_HEAD
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    model.train()
+
+    trainable = sorted((n, p) for n, p in model.named_parameters() if p.requires_grad)
+    names = [n for n, _ in trainable]
+    assert all(f"adapters.{TRAJ_HEAD}." in n or n.startswith(f"heads.{TRAJ_HEAD}.") for n in names), names
+    initial = {n: tensor_entry(p) for n, p in trainable}
+    (out / "initial-hub").mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        model.save_adapter(str(out / "initial-hub"), TRAJ_HEAD, with_head=True, use_safetensors=True)
+
+    opt = torch.optim.AdamW([p for _, p in trainable], lr=TRAJ_LR, weight_decay=0.0)
+    batches = traj_batches()
+    losses = []
+    first_grads = {}
+    for step, b in enumerate(batches):
+        opt.zero_grad(set_to_none=True)
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                       token_type_ids=b["token_type_ids"]).logits
+        loss = torch.nn.functional.cross_entropy(logits, b["labels"])
+        loss.backward()
+        if step == 0:
+            first_grads = {n: tensor_entry(p.grad) for n, p in trainable}
+        opt.step()
+        losses.append(loss.item())
+    moved = max((p.detach() - torch.tensor(initial[n]["data"]).view(p.shape)).abs().max().item() for n, p in trainable)
+    assert moved > 0.05 and min(losses) < losses[0] - 0.05, (moved, losses)
+
+    golden = {
+        "steps": TRAJ_STEPS,
+        "lr": TRAJ_LR,
+        "losses": tensor_entry(torch.tensor(losses, dtype=torch.float64)),
+        "notes": (
+            "tiny-bert base in adapters.BertAdapterModel (hidden and attention dropout 0), torch.manual_seed(11); "
+            f"add_adapter('{TRAJ_HEAD}', seq_bn rf {REDUCTION_FACTOR}); add_classification_head (2 labels, layers 2, "
+            "tanh, [CLS]); ALL adapter params := 0.1*randn (generator seed 300); head keeps AdapterHub's init "
+            "(normal 0.02, zero bias); every nn.Dropout p := 0; train mode. torch.optim.AdamW(lr, betas 0.9/0.999, "
+            "eps 1e-8, weight_decay 0) over the trainable params in sorted-name order; mean cross-entropy; no "
+            "clipping; constant lr. batch<k>.* = the inputs of step k; losses[k] = loss at step k before its update; "
+            "initial.* / final.* = trainable params before step 0 / after the last step (PyTorch [out, in] layout); "
+            "grad0.* = gradients of step 0. initial-hub/ = model.save_adapter(with_head=True) before training."
+        ),
+    }
+    for k, b in enumerate(batches):
+        for key, v in b.items():
+            golden[f"batch{k}.{key}"] = tensor_entry(v)
+    golden.update({f"initial.{n}": v for n, v in initial.items()})
+    golden.update({f"grad0.{n}": v for n, v in first_grads.items()})
+    golden.update({f"final.{n}": tensor_entry(p) for n, p in trainable})
+    write_json(out / "trajectory.json", golden)
+    manifest["tiny-bert"]["trajectory"] = {"steps": TRAJ_STEPS, "first_loss": losses[0], "last_loss": losses[-1]}
+
+
+# --------------------------------------------------------------------------------------
 # MiniLM parameter counts
 # --------------------------------------------------------------------------------------
 
@@ -646,6 +754,7 @@ def main() -> None:
         },
     }
     make_bert(manifest)
+    make_trajectory(manifest)
     check_minilm_counts(manifest)
     make_gpt2(manifest)
 
