@@ -4,8 +4,8 @@ use peft_core::dropout::dropout;
 use std::path::Path;
 
 use burn::config::Config;
-use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 use peft_core::{AdapterHost, AdapterSite, BaseModelInfo, BottleneckAdapter, HeadInfo, Trainable};
 
@@ -28,6 +28,41 @@ pub enum HeadPooling {
     DenseTanh,
 }
 
+/// How a fresh head's linear layers are initialised.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadInit {
+    /// PyTorch's default `nn.Linear` init (Kaiming-uniform weights, `a = sqrt(5)`; bias
+    /// uniform in `±1/sqrt(fan_in)`), as burn's `LinearConfig` does it. The default.
+    PyTorchDefault,
+    /// Weights N(0, std), biases zero: BERT's `_init_weights`, which AdapterHub applies to the
+    /// heads it adds (`add_classification_head`) with std = `initializer_range` (0.02).
+    Normal {
+        /// Standard deviation of the weights.
+        std: f64,
+    },
+}
+
+impl HeadInit {
+    /// AdapterHub's head init for BERT-style models: N(0, 0.02) weights, zero biases.
+    pub const fn adapterhub() -> Self {
+        Self::Normal { std: 0.02 }
+    }
+
+    fn linear(self, d_input: usize, d_output: usize, device: &Device) -> Linear {
+        match self {
+            Self::PyTorchDefault => LinearConfig::new(d_input, d_output).init(device),
+            Self::Normal { std } => {
+                let mut linear = LinearConfig::new(d_input, d_output)
+                    .with_initializer(Initializer::Normal { mean: 0.0, std })
+                    .init(device);
+                linear.bias = Some(Param::from_tensor(Tensor::zeros([d_output], device)));
+                linear
+            }
+        }
+    }
+}
+
 /// A sequence-classification head.
 #[derive(Config, Debug, PartialEq)]
 pub struct ClassificationHeadConfig {
@@ -41,6 +76,9 @@ pub struct ClassificationHeadConfig {
     /// Dropout before each linear layer (training only). Default: 0.1.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Weight init of the head's linear layers. Default: `HeadInit::PyTorchDefault`.
+    #[config(default = "HeadInit::PyTorchDefault")]
+    pub init: HeadInit,
 }
 
 /// `[CLS]`/pooled vector -> logits.
@@ -58,7 +96,7 @@ pub struct ClassificationHead {
 }
 
 impl ClassificationHeadConfig {
-    /// Build the head. Weights: PyTorch's default Linear init.
+    /// Build the head, its weights initialised as [`ClassificationHeadConfig::init`] says.
     pub fn init(&self, device: &Device) -> Result<ClassificationHead> {
         if self.num_labels == 0 || self.hidden_size == 0 {
             return Err(ModelError::InvalidConfig(
@@ -71,10 +109,17 @@ impl ClassificationHeadConfig {
                 self.dropout
             )));
         }
+        if let HeadInit::Normal { std } = self.init
+            && !(std.is_finite() && std > 0.0)
+        {
+            return Err(ModelError::InvalidConfig(format!(
+                "head init std must be positive, got {std}"
+            )));
+        }
         Ok(ClassificationHead {
             dense: (self.pooling == HeadPooling::DenseTanh)
-                .then(|| LinearConfig::new(self.hidden_size, self.hidden_size).init(device)),
-            classifier: LinearConfig::new(self.hidden_size, self.num_labels).init(device),
+                .then(|| self.init.linear(self.hidden_size, self.hidden_size, device)),
+            classifier: self.init.linear(self.hidden_size, self.num_labels, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             pooling: self.pooling,
         })
@@ -196,5 +241,70 @@ impl AdapterHost for BertClassifier {
         site: AdapterSite,
     ) -> Option<&mut Option<BottleneckAdapter>> {
         self.bert.adapter_slot(layer, site)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(t: Tensor<2>) -> (f64, f64, f64) {
+        let v = t.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        let max = v.iter().map(|&x| (x as f64).abs()).fold(0.0, f64::max);
+        (mean, var.sqrt(), max)
+    }
+
+    #[test]
+    fn adapterhub_head_init_is_normal_002_with_zero_bias() {
+        let device = Device::default();
+        let head = ClassificationHeadConfig::new(384, 2)
+            .with_init(HeadInit::adapterhub())
+            .init(&device)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dense = head
+            .dense
+            .unwrap_or_else(|| panic!("dense_tanh has a dense layer"));
+        let (mean, std, max) = stats(dense.weight.val());
+        assert!(mean.abs() < 1e-3, "mean {mean}");
+        assert!((std - 0.02).abs() < 0.02 * 0.02, "std {std}");
+        // A normal sample of 147k values reaches beyond 4 std; a uniform one in ±0.051 does not.
+        assert!(max > 0.08, "max {max}");
+        for bias in [dense.bias, head.classifier.bias] {
+            let b = bias.unwrap_or_else(|| panic!("bias")).val();
+            assert_eq!(b.abs().max().into_scalar::<f32>(), 0.0);
+        }
+    }
+
+    #[test]
+    fn default_head_init_is_pytorch_kaiming_uniform() {
+        let device = Device::default();
+        let head = ClassificationHeadConfig::new(384, 2)
+            .init(&device)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dense = head
+            .dense
+            .unwrap_or_else(|| panic!("dense_tanh has a dense layer"));
+        let bound = 1.0 / (384f64).sqrt();
+        let (_, std, max) = stats(dense.weight.val());
+        assert!(
+            max <= bound && max > 0.99 * bound,
+            "max {max} vs bound {bound}"
+        );
+        // U(-b, b) has std b / sqrt(3).
+        assert!(
+            (std - bound / 3f64.sqrt()).abs() < 0.02 * bound,
+            "std {std}"
+        );
+    }
+
+    #[test]
+    fn non_positive_head_init_std_is_an_error() {
+        let err = ClassificationHeadConfig::new(8, 2)
+            .with_init(HeadInit::Normal { std: 0.0 })
+            .init(&Device::default());
+        assert!(matches!(err, Err(ModelError::InvalidConfig(m)) if m.contains("std")));
     }
 }
