@@ -54,10 +54,10 @@ use burn_peft::core::{AdapterConfig, BottleneckWidth};
 use burn_peft::models::gpt2::{GenerationConfig, Gpt2Model};
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
+use burn_peft::train::TrainError;
 use burn_peft::train::lm::{
     LmData, LmTrainingConfig, Remainder, TextFormat, load_lm_blocks, train_causal_lm,
 };
-use burn_peft::train::TrainError;
 use burn_peft::train::optim::{OptimConfig, Schedule};
 use burn_peft::train::trainer::RunOptions;
 use common::{Args, human_bytes};

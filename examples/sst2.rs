@@ -48,13 +48,13 @@ use burn_peft::core::{AdapterConfig, BottleneckWidth};
 use burn_peft::models::head::{BertClassifier, HeadPooling};
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
+use burn_peft::train::TrainError;
 use burn_peft::train::adapter_io::load_classifier_adapter;
 use burn_peft::train::data::{
     ClassificationBatcher, GlueDataset, GlueTask, Split, TokenizedDataset, download_glue,
     load_permutation,
 };
 use burn_peft::train::optim::{OptimConfig, Schedule};
-use burn_peft::train::TrainError;
 use burn_peft::train::trainer::{
     ClassificationData, ClassifierTrainingConfig, RunOptions, TrainingMethod, evaluate,
     train_classifier_from_dir,

@@ -165,7 +165,11 @@ pub(crate) fn start_point(
             existing,
         });
     };
-    if let Some((field, checkpoint, requested)) = first_difference(&state.run, signature) {
+    // Compare what was read back with what would be read back: serde_json's float parsing
+    // need not round-trip exactly (1e-30 reads as 9.999999999999999e-31).
+    let requested: serde_json::Value =
+        serde_json::from_str(&signature.to_string()).unwrap_or_else(|_| signature.clone());
+    if let Some((field, checkpoint, requested)) = first_difference(&state.run, &requested) {
         return Err(TrainError::ResumeMismatch {
             path: ckpt_dir.to_path_buf(),
             field,
@@ -393,7 +397,8 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
                     Some(iteration),
                     Some(learner.lr_current()),
                 );
-                interrupter.fail_on_error(processor.process_train(LearnerEvent::ProcessedItem(item)));
+                interrupter
+                    .fail_on_error(processor.process_train(LearnerEvent::ProcessedItem(item)));
                 if stepped && self.guard.report().non_finite.is_none() {
                     pos.step += 1;
                     pos.batches_done = batch;
@@ -405,7 +410,15 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
                         && !progress.is_completed()
                         && !interrupter.should_stop()
                     {
-                        self.save(&mut checkpointer, &learner, &mut pos, false, false, &interrupter, store);
+                        self.save(
+                            &mut checkpointer,
+                            &learner,
+                            &mut pos,
+                            false,
+                            false,
+                            &interrupter,
+                            store,
+                        );
                     }
                 }
                 if interrupter.should_stop() {
@@ -416,7 +429,15 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
             if interrupter.should_stop() {
                 // Ctrl-C (not an error, not a non-finite loss): keep the last optimizer step.
                 if interrupter.error().is_none() && self.guard.report().non_finite.is_none() {
-                    self.save(&mut checkpointer, &learner, &mut pos, false, false, &interrupter, store);
+                    self.save(
+                        &mut checkpointer,
+                        &learner,
+                        &mut pos,
+                        false,
+                        false,
+                        &interrupter,
+                        store,
+                    );
                 }
                 break;
             }
@@ -440,7 +461,8 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
                 iteration += 1;
                 let item = InferenceStep::step(&model, item);
                 let item = TrainingItem::new(item, progress, Some(iteration), None);
-                interrupter.fail_on_error(processor.process_valid(LearnerEvent::ProcessedItem(item)));
+                interrupter
+                    .fail_on_error(processor.process_valid(LearnerEvent::ProcessedItem(item)));
                 if interrupter.should_stop() {
                     break;
                 }
@@ -453,7 +475,15 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
             pos.batches_done = 0;
             if interrupter.should_stop() {
                 if interrupter.error().is_none() && self.guard.report().non_finite.is_none() {
-                    self.save(&mut checkpointer, &learner, &mut pos, false, false, &interrupter, store);
+                    self.save(
+                        &mut checkpointer,
+                        &learner,
+                        &mut pos,
+                        false,
+                        false,
+                        &interrupter,
+                        store,
+                    );
                 }
                 break;
             }
@@ -461,7 +491,15 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
                 .as_mut()
                 .is_some_and(|e| e.should_stop(epoch, store));
             let finished = stop || epoch == num_epochs;
-            self.save(&mut checkpointer, &learner, &mut pos, finished, stop, &interrupter, store);
+            self.save(
+                &mut checkpointer,
+                &learner,
+                &mut pos,
+                finished,
+                stop,
+                &interrupter,
+                store,
+            );
             if stop {
                 if let Ok(mut o) = self.outcome.lock() {
                     o.early_stopped = true;
@@ -616,4 +654,3 @@ pub(crate) fn save_adapter_artefact<M: Module>(
     let bytes = std::fs::metadata(&weights).map_err(io_err(&weights))?.len();
     Ok((adapter_dir, bytes))
 }
-

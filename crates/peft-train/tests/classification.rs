@@ -6,14 +6,14 @@ mod common;
 
 use burn::tensor::Device;
 use common::{config, data, model, quiet, tokenizer, values};
-use peft_train::TrainError;
-use peft_train::data::ClassificationBatcher;
-use peft_train::checkpoint::last_checkpoint;
-use peft_train::optim::{OptimConfig, Schedule};
 use peft_core::{AdapterFile, AdapterMethod, Trainable, save_adapter};
 use peft_models::bert::BertModel;
 use peft_models::head::HeadPooling;
+use peft_train::TrainError;
 use peft_train::adapter_io::{FULL_MODEL_FILE, load_classifier_adapter, load_full_classifier};
+use peft_train::checkpoint::last_checkpoint;
+use peft_train::data::ClassificationBatcher;
+use peft_train::optim::{OptimConfig, Schedule};
 use peft_train::trainer::{TrainingMethod, train_classifier, train_classifier_from_dir};
 
 #[test]
@@ -183,7 +183,10 @@ fn early_stopping_ends_the_run_at_the_expected_epoch() {
         .filter_map(|e| e.valid_accuracy)
         .collect();
     assert_eq!(accuracies.len(), 3, "{report:?}");
-    assert!(accuracies.iter().all(|&a| a == accuracies[0]), "{accuracies:?}");
+    assert!(
+        accuracies.iter().all(|&a| a == accuracies[0]),
+        "{accuracies:?}"
+    );
     assert!(report.early_stopped);
     assert_eq!(report.steps, 30);
     let state = last_checkpoint(out.path().join("checkpoints"))
@@ -192,14 +195,18 @@ fn early_stopping_ends_the_run_at_the_expected_epoch() {
     assert!(state.finished && state.early_stopped && state.epochs_done == 3);
     // Reported as finished, not resumed for the 3 epochs left.
     let again = train_classifier(model(&device), &data, batcher, &config, out.path(), quiet());
-    assert!(matches!(
-        again,
-        Err(TrainError::RunFinished {
-            epochs: 3,
-            early_stopped: true,
-            ..
-        })
-    ));
+    assert!(
+        matches!(
+            &again,
+            Err(TrainError::RunFinished {
+                epochs: 3,
+                early_stopped: true,
+                ..
+            })
+        ),
+        "{:?}",
+        again.map(|(_, r)| r)
+    );
 }
 
 #[test]
@@ -252,7 +259,10 @@ fn full_fine_tuning_is_saved_as_a_model_not_an_adapter() {
     // Loading the model directory as an adapter over a shared base is a typed error.
     let mut shared = model(&plain);
     let err = load_classifier_adapter(&mut shared, &dir, &plain);
-    assert!(matches!(err, Err(TrainError::NotAnAdapter { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(TrainError::NotAnAdapter { .. })),
+        "{err:?}"
+    );
     // So is an adapter file whose saved tensors include the base (older full fine-tunings).
     let old = out.path().join("old-full");
     let file = AdapterFile::new(
@@ -263,6 +273,13 @@ fn full_fine_tuning_is_saved_as_a_model_not_an_adapter() {
     .with_head(shared.head_info());
     save_adapter(&loaded, &old, &file).unwrap_or_else(|e| panic!("{e}"));
     let err = load_classifier_adapter(&mut shared, &old, &plain);
-    assert!(matches!(err, Err(TrainError::NotAnAdapter { .. })), "{err:?}");
-    common::assert_same(&shared.bert, &base.bert, "the shared base after refused loads");
+    assert!(
+        matches!(err, Err(TrainError::NotAnAdapter { .. })),
+        "{err:?}"
+    );
+    common::assert_same(
+        &shared.bert,
+        &base.bert,
+        "the shared base after refused loads",
+    );
 }

@@ -53,8 +53,14 @@ fn two_runs_from_scratch_agree_bit_for_bit() {
     assert_eq!(ra.final_eval.loss.to_bits(), rb.final_eval.loss.to_bits());
     assert_eq!(ra.epochs.len(), rb.epochs.len());
     for (x, y) in ra.epochs.iter().zip(&rb.epochs) {
-        assert_eq!(x.train_loss.map(f64::to_bits), y.train_loss.map(f64::to_bits));
-        assert_eq!(x.valid_loss.map(f64::to_bits), y.valid_loss.map(f64::to_bits));
+        assert_eq!(
+            x.train_loss.map(f64::to_bits),
+            y.train_loss.map(f64::to_bits)
+        );
+        assert_eq!(
+            x.valid_loss.map(f64::to_bits),
+            y.valid_loss.map(f64::to_bits)
+        );
         assert_eq!(x.valid_accuracy, y.valid_accuracy);
     }
 }

@@ -83,7 +83,14 @@ fn an_interrupted_and_resumed_run_equals_an_uninterrupted_one() {
     );
     let other_method = run_config().with_method(TrainingMethod::HeadOnly);
     for (config, want) in [(other_lr, "optim.lr"), (other_method, "method.")] {
-        match train_classifier(fresh(), &data, batcher.clone(), &config, split.path(), quiet()) {
+        match train_classifier(
+            fresh(),
+            &data,
+            batcher.clone(),
+            &config,
+            split.path(),
+            quiet(),
+        ) {
             Err(TrainError::ResumeMismatch { field, .. }) => {
                 assert!(field.starts_with(want), "{field}")
             }
@@ -119,7 +126,14 @@ fn an_interrupted_and_resumed_run_equals_an_uninterrupted_one() {
     });
 
     // The finished run is reported as such, not retrained.
-    match train_classifier(fresh(), &data, batcher.clone(), &run_config(), split.path(), quiet()) {
+    match train_classifier(
+        fresh(),
+        &data,
+        batcher.clone(),
+        &run_config(),
+        split.path(),
+        quiet(),
+    ) {
         Err(e @ TrainError::RunFinished { epochs: 3, .. }) => {
             assert!(e.to_string().contains("--overwrite"), "{e}")
         }

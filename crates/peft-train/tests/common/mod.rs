@@ -128,7 +128,9 @@ pub fn stop_after(k: usize, interrupter: &burn::train::Interrupter) -> RunOption
 /// A copy of the fixture directory `name` in a temporary directory, with the config's
 /// `keys` (dropout probabilities) set to 0.
 pub fn fixture_without(name: &str, keys: &[&str]) -> tempfile::TempDir {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name);
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     for f in ["model.safetensors", "config.json"] {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap_or_else(|e| panic!("{e}"));
@@ -178,8 +180,14 @@ pub fn max_difference<M: Module>(a: &M, b: &M) -> f32 {
     let mut worst = 0.0f32;
     for ((path, x), (path_b, y)) in va.iter().zip(&vb) {
         assert_eq!(path, path_b);
-        let x = x.clone().try_to_vec::<f32>().unwrap_or_else(|e| panic!("{e:?}"));
-        let y = y.clone().try_to_vec::<f32>().unwrap_or_else(|e| panic!("{e:?}"));
+        let x = x
+            .clone()
+            .try_to_vec::<f32>()
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let y = y
+            .clone()
+            .try_to_vec::<f32>()
+            .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(x.len(), y.len(), "{path}");
         for (p, q) in x.iter().zip(&y) {
             worst = worst.max((p - q).abs());
