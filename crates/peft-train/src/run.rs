@@ -406,7 +406,7 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
                         hook(pos.step);
                     }
                     if self.checkpoint_every > 0
-                        && pos.step % self.checkpoint_every == 0
+                        && pos.step.is_multiple_of(self.checkpoint_every)
                         && !progress.is_completed()
                         && !interrupter.should_stop()
                     {
