@@ -1,6 +1,6 @@
 //! The run machinery shared by [`crate::trainer::train_classifier`] and
 //! [`crate::lm::train_causal_lm`]: output-directory and resume checks, restoring a checkpoint,
-//! and the training loop ([`StepStrategy`], a burn-train learning strategy) that checkpoints
+//! and the training loop (a burn-train learning strategy) that checkpoints
 //! every `checkpoint_every` optimizer steps, at every epoch end and when interrupted.
 
 use std::io::IsTerminal;

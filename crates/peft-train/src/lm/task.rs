@@ -13,7 +13,7 @@ use peft_models::gpt2::{Gpt2Model, causal_lm_loss};
 use super::data::LmBatch;
 use crate::task::{StepGuard, guarded_step};
 
-/// The output of an LM step, for burn-train's [`LossMetric`] and [`PerplexityMetric`].
+/// The output of an LM step, for burn-train's [`LossMetric`](burn::train::metric::LossMetric) and [`PerplexityMetric`].
 ///
 /// burn's `SequenceOutput` would hand the metric every position, padding included, and
 /// `PerplexityMetric` can only skip padding by a target id (which would also skip real
@@ -22,7 +22,7 @@ use crate::task::{StepGuard, guarded_step};
 /// token, so the metric's `log_softmax` gives back exactly `log p` for class 0; masked targets
 /// get class [`LmOutput::MASKED_TARGET`], which [`LmOutput::perplexity_metric`] skips. The
 /// metric's epoch value is then `exp(total NLL / real targets)`, the same token-weighted
-/// perplexity as [`evaluate_lm`].
+/// perplexity as [`super::evaluate_lm`].
 #[derive(Debug)]
 pub struct LmOutput {
     /// Mean next-token cross-entropy over the real targets, `[1]`.
