@@ -33,7 +33,11 @@
 //!   (linear: 6% warm-up then linear decay), `--grad-accumulation N` (1), `--log-every N` (10),
 //!   `--seed N` (42; also the sampling seed)
 //! - `--out DIR` (default `runs/gpt2-lm-<method>`): checkpoints, `adapter/`, `metrics.json`;
-//!   rerunning with the same `--out` resumes from the last checkpoint
+//!   rerunning with the same `--out` resumes from the last checkpoint (with the same settings:
+//!   others are refused, naming the difference); Ctrl-C stops after the current step and
+//!   checkpoints it; a finished run in `--out` is reported (raise `--epochs` to continue it)
+//! - `--overwrite`: start over in `--out`, removing the earlier run's checkpoints and results
+//! - `--checkpoint-every N` (200): a checkpoint every N optimizer steps (also at each epoch end)
 //!
 //! Generation:
 //! - `--prompt TEXT` (default `The`), `--max-new-tokens N` (40)
@@ -50,6 +54,7 @@ use burn_peft::core::{AdapterConfig, BottleneckWidth};
 use burn_peft::models::gpt2::{GenerationConfig, Gpt2Model};
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
+use burn_peft::train::TrainError;
 use burn_peft::train::lm::{
     LmData, LmTrainingConfig, Remainder, TextFormat, load_lm_blocks, train_causal_lm,
 };
@@ -132,7 +137,7 @@ fn continue_prompt(
 }
 
 fn run() -> Result<(), AnyError> {
-    let args = Args::parse(&["pad-remainder"])?;
+    let args = Args::parse(&["pad-remainder", "overwrite"])?;
     let device = burn_peft::device::select_device(args.get::<String>("device")?.as_deref())?;
     let model_spec: String = args.get_or("model", "gpt2".to_string())?;
     let tokenizer_path: Option<PathBuf> = args.get("tokenizer")?;
@@ -161,7 +166,10 @@ fn run() -> Result<(), AnyError> {
         .with_batch_size(args.get_or("batch-size", 8)?)
         .with_grad_accumulation(args.get_or("grad-accumulation", 1)?)
         .with_seed(seed)
+        .with_checkpoint_every(args.get_or("checkpoint-every", 200)?)
+        .with_model_id(Some(model_spec.clone()))
         .with_log_every(args.get_or("log-every", 10)?);
+    let overwrite = args.flag("overwrite");
     let prompt: String = args.get_or("prompt", "The".to_string())?;
     let generation = generation_from(&args, seed)?;
     let out: PathBuf = args.get_or("out", PathBuf::from(format!("runs/gpt2-lm-{method}")))?;
@@ -242,19 +250,38 @@ fn run() -> Result<(), AnyError> {
     let interrupter = Interrupter::new();
     let on_ctrl_c = interrupter.clone();
     ctrlc::set_handler(move || {
-        eprintln!("\nCtrl-C: stopping after the current step (the last epoch checkpoint stays)...");
+        eprintln!(
+            "\nCtrl-C: stopping after the current step and checkpointing it (rerun the same \
+             command to resume)..."
+        );
         on_ctrl_c.stop(Some("Ctrl-C"));
     })?;
-    let (trained, report) = train_causal_lm(
+    let result = train_causal_lm(
         model,
         &data,
         &config,
         &out,
         RunOptions {
             interrupter: Some(interrupter),
-            quiet: false,
+            overwrite,
+            ..RunOptions::default()
         },
-    )?;
+    );
+    let (trained, report) = match result {
+        Ok(done) => done,
+        Err(TrainError::RunFinished { epochs, .. }) => {
+            println!(
+                "{} already holds a finished run ({epochs} epoch(s)); results: {}, {}.\n\
+                 To train it further, raise --epochs (it resumes from its last checkpoint); to \
+                 start over, add --overwrite.",
+                out.display(),
+                out.join("adapter").display(),
+                out.join("metrics.json").display()
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if report.interrupted {
         eprintln!(
             "interrupted: adapter so far saved to {}",

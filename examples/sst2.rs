@@ -22,7 +22,15 @@
 //!   `--train-order FILE` (first-epoch order: one 0-based row index per line, e.g. the PyTorch
 //!   peer's `sst2_train_perm_seed0.txt`)
 //! - `--out DIR` (default `runs/sst2-<method>`): checkpoints, `adapter/`, `metrics.json`;
-//!   rerunning with the same `--out` resumes from the last checkpoint; Ctrl-C stops cleanly.
+//!   rerunning with the same `--out` resumes from the last checkpoint (the same settings are
+//!   required: a different method, batch size, learning rate, seed, ... is refused, naming
+//!   it); Ctrl-C stops after the current step and checkpoints it. A finished run in `--out` is
+//!   reported (raise `--epochs` to continue it)
+//! - `--overwrite`: start over in `--out`, removing the earlier run's checkpoints and results
+//! - `--checkpoint-every N` (200): a checkpoint every N optimizer steps (also at each epoch end)
+//!
+//! The same command with the same `--seed` on the same backend gives the same numbers: the
+//! seed is applied before the head, the adapters, the data order and every dropout mask.
 //!
 //! Evaluation only:
 //! - `--eval-only --adapter DIR [--adapter DIR2 ...]`: load the base once, then evaluate each
@@ -40,6 +48,7 @@ use burn_peft::core::{AdapterConfig, BottleneckWidth};
 use burn_peft::models::head::{BertClassifier, HeadPooling};
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
+use burn_peft::train::TrainError;
 use burn_peft::train::adapter_io::load_classifier_adapter;
 use burn_peft::train::data::{
     ClassificationBatcher, GlueDataset, GlueTask, Split, TokenizedDataset, download_glue,
@@ -48,7 +57,7 @@ use burn_peft::train::data::{
 use burn_peft::train::optim::{OptimConfig, Schedule};
 use burn_peft::train::trainer::{
     ClassificationData, ClassifierTrainingConfig, RunOptions, TrainingMethod, evaluate,
-    train_classifier,
+    train_classifier_from_dir,
 };
 use common::{Args, human_bytes};
 
@@ -135,7 +144,7 @@ fn load_split(dir: &Path, split: Split, tok: &TextTokenizer) -> Result<Tokenized
 }
 
 fn run() -> Result<(), AnyError> {
-    let args = Args::parse(&["eval-only"])?;
+    let args = Args::parse(&["eval-only", "overwrite"])?;
     let device = burn_peft::device::select_device(args.get::<String>("device")?.as_deref())?;
     let model_spec: String = args.get_or(
         "model",
@@ -176,7 +185,10 @@ fn run() -> Result<(), AnyError> {
         .with_max_steps(args.get("max-steps")?)
         .with_seed(args.get_or("seed", 42)?)
         .with_grad_accumulation(args.get_or("grad-accumulation", 1)?)
+        .with_checkpoint_every(args.get_or("checkpoint-every", 200)?)
+        .with_model_id(Some(model_spec.clone()))
         .with_log_every(args.get_or("log-every", 50)?);
+    let overwrite = args.flag("overwrite");
     let method_tag: String = args.get_or("method", "pfeiffer".to_string())?;
     let out: PathBuf = args.get_or("out", PathBuf::from(format!("runs/sst2-{method_tag}")))?;
     let train_order: Option<PathBuf> = args.get("train-order")?;
@@ -273,14 +285,13 @@ fn run() -> Result<(), AnyError> {
     } else {
         HeadPooling::DenseTanh
     };
-    let train_device = device.clone().autodiff();
-    let (model, report) = BertClassifier::from_pretrained(&model_dir, 2, pooling, &train_device)?;
-    eprintln!("{report}");
-
     let interrupter = Interrupter::new();
     let on_ctrl_c = interrupter.clone();
     ctrlc::set_handler(move || {
-        eprintln!("\nCtrl-C: stopping after the current step (the last epoch checkpoint stays)...");
+        eprintln!(
+            "\nCtrl-C: stopping after the current step and checkpointing it (rerun the same \
+             command to resume)..."
+        );
         on_ctrl_c.stop(Some("Ctrl-C"));
     })?;
     let data = ClassificationData {
@@ -288,17 +299,37 @@ fn run() -> Result<(), AnyError> {
         valid: valid.items().to_vec(),
         first_epoch_order,
     };
-    let (_, report) = train_classifier(
-        model,
+    // Seeds the device, then loads the base and creates the head: reproducible.
+    let result = train_classifier_from_dir(
+        &model_dir,
+        2,
+        pooling,
+        &device,
         &data,
         batcher,
         &config,
         &out,
         RunOptions {
             interrupter: Some(interrupter),
-            quiet: false,
+            overwrite,
+            ..RunOptions::default()
         },
-    )?;
+    );
+    let report = match result {
+        Ok((_, report)) => report,
+        Err(TrainError::RunFinished { epochs, .. }) => {
+            println!(
+                "{} already holds a finished run ({epochs} epoch(s)); results: {}, {}.\n\
+                 To train it further, raise --epochs (it resumes from its last checkpoint); to \
+                 start over, add --overwrite.",
+                out.display(),
+                out.join("adapter").display(),
+                out.join("metrics.json").display()
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let train_secs: f64 = report.epochs.iter().map(|e| e.train_seconds).sum();
     let examples: usize = report.epochs.iter().map(|e| e.train_examples).sum();
     if report.interrupted {

@@ -72,6 +72,52 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// A learning-rate schedule could not be restored from a checkpoint (resuming would restart
+    /// the warm-up).
+    #[error("cannot restore the learning-rate schedule: {message}")]
+    SchedulerState {
+        /// What is wrong with the stored state.
+        message: String,
+    },
+    /// A checkpoint was written by a run with other settings than the one resuming it.
+    #[error(
+        "the checkpoint in {path} was made with {field} = {checkpoint}, this run asks for {requested}: \
+         resume with the same settings, or start over (overwrite; `--overwrite` in the examples)"
+    )]
+    ResumeMismatch {
+        /// The checkpoint directory.
+        path: PathBuf,
+        /// The setting that differs, as a dotted path (`method.config.bottleneck.width`, `optim.lr`).
+        field: String,
+        /// Its value in the checkpoint (JSON).
+        checkpoint: String,
+        /// Its value in this run (JSON).
+        requested: String,
+    },
+    /// The output directory holds a run that already finished.
+    #[error(
+        "{out} holds a finished run ({epochs} epoch(s){early}); its result is in {out}/adapter (or \
+         model/). To train further, ask for more epochs (the run resumes); to start over, use \
+         overwrite (`--overwrite` in the examples)",
+        out = out.display(),
+        early = if *early_stopped { ", stopped early" } else { "" }
+    )]
+    RunFinished {
+        /// The output directory.
+        out: PathBuf,
+        /// Epochs the finished run completed.
+        epochs: usize,
+        /// Whether early stopping ended it.
+        early_stopped: bool,
+    },
+    /// A directory given as an adapter holds something else (a full model).
+    #[error("{path} is not an adapter: {message}")]
+    NotAnAdapter {
+        /// The directory.
+        path: PathBuf,
+        /// What it holds instead, and how to load it.
+        message: String,
+    },
     /// burn-train's Learner reported an error (data loading, checkpointing, metrics).
     #[error("training failed: {0}")]
     Learner(String),

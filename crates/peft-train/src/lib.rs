@@ -8,8 +8,9 @@
 //! | [`task`] | [`task::ClassificationTask`]: `TrainStep`/`InferenceStep`, global gradient clipping, non-finite guard |
 //! | [`optim`] | [`optim::OptimConfig`]: AdamW with PyTorch defaults, warm-up + linear decay |
 //! | [`render`] | [`render::ProgressRenderer`]: concise progress lines and epoch summaries for headless runs |
-//! | [`checkpoint`] | [`checkpoint::AdapterCheckpointer`]: checkpoints without the frozen base |
-//! | [`trainer`] | [`trainer::train_classifier`], [`trainer::evaluate`]: the whole run and its artefacts |
+//! | [`checkpoint`] | [`checkpoint::AdapterCheckpointer`]: checkpoints without the frozen base, with their [`checkpoint::CheckpointState`] (position and run settings) |
+//! | [`run`] | the loop both tasks share: step checkpoints (every `checkpoint_every` optimizer steps, epoch ends, Ctrl-C), exact mid-epoch resume, resume checks, `overwrite` |
+//! | [`trainer`] | [`trainer::train_classifier`], [`trainer::train_classifier_from_dir`], [`trainer::evaluate`]: the whole run and its artefacts |
 //! | [`lm`] | causal language modelling: corpus → token blocks, [`lm::LmTask`] (loss + perplexity), [`lm::train_causal_lm`], [`lm::evaluate_lm`] |
 //! | [`error`] | [`TrainError`] |
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod lm;
 pub mod loader;
 pub mod optim;
 pub mod render;
+pub mod run;
 pub mod task;
 pub mod trainer;
 

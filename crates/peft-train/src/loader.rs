@@ -54,6 +54,8 @@ pub struct EpochLoader<I = EncodedItem, O = ClassificationBatch> {
     batch_size: usize,
     order: EpochOrder,
     epoch: Arc<AtomicUsize>,
+    /// Batches to skip at the start of the next epoch (a mid-epoch resume); consumed once.
+    skip: Arc<AtomicUsize>,
     device: Device,
     reseed_device: Option<u64>,
 }
@@ -77,13 +79,14 @@ where
             batch_size: batch_size.max(1),
             order,
             epoch: Arc::new(AtomicUsize::new(0)),
+            skip: Arc::new(AtomicUsize::new(0)),
             device,
             reseed_device: None,
         }
     }
 
-    /// Reseed `device`'s RNG from `(seed, epoch)` at the start of every epoch, so dropout masks
-    /// do not depend on what ran before.
+    /// Reseed `device`'s RNG from `(seed, epoch, batch)` before every batch, so dropout masks
+    /// do not depend on what ran before (a resumed run draws the same masks).
     pub fn with_device_reseed(mut self, seed: u64) -> Self {
         self.reseed_device = Some(seed);
         self
@@ -93,6 +96,14 @@ where
     pub fn starting_at_epoch(self, epoch: usize) -> Self {
         self.epoch.store(epoch, Ordering::SeqCst);
         self
+    }
+
+    /// Start at epoch `epoch` (0-based) with its first `batches` batches already trained: the
+    /// first epoch iterated continues epoch `epoch`'s order at batch `batches` (for resuming a
+    /// run interrupted mid-epoch).
+    pub fn resuming_at(self, epoch: usize, batches: usize) -> Self {
+        self.skip.store(batches, Ordering::SeqCst);
+        self.starting_at_epoch(epoch)
     }
 
     /// Number of batches per epoch.
@@ -121,6 +132,8 @@ struct EpochIter<'a, I, O> {
     loader: &'a EpochLoader<I, O>,
     order: Vec<usize>,
     pos: usize,
+    epoch: usize,
+    batch: usize,
 }
 
 impl<I: Clone, O> Iterator for EpochIter<'_, I, O> {
@@ -136,6 +149,12 @@ impl<I: Clone, O> Iterator for EpochIter<'_, I, O> {
             .filter_map(|&i| self.loader.items.get(i).cloned())
             .collect();
         self.pos = end;
+        if let Some(seed) = self.loader.reseed_device {
+            self.loader
+                .device
+                .seed(mix(mix(seed ^ 0xD0D0_CAFE, self.epoch), self.batch));
+        }
+        self.batch += 1;
         Some(Ok(self.loader.batcher.batch(items, &self.loader.device)))
     }
 }
@@ -153,13 +172,15 @@ where
 {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst);
-        if let Some(seed) = self.reseed_device {
-            self.device.seed(mix(seed ^ 0xD0D0_CAFE, epoch));
-        }
+        let order = self.order_for_epoch(epoch);
+        let skip = self.skip.swap(0, Ordering::SeqCst);
+        let pos = skip.saturating_mul(self.batch_size).min(order.len());
         Box::new(EpochIter {
             loader: self,
-            order: self.order_for_epoch(epoch),
-            pos: 0,
+            order,
+            pos,
+            epoch,
+            batch: skip,
         })
     }
 
@@ -174,6 +195,7 @@ where
             batch_size: self.batch_size,
             order: self.order.clone(),
             epoch: self.epoch.clone(),
+            skip: self.skip.clone(),
             device: device.clone(),
             reseed_device: self.reseed_device,
         })
@@ -188,6 +210,7 @@ where
             batch_size: self.batch_size,
             order: EpochOrder::Sequential,
             epoch: Arc::new(AtomicUsize::new(self.epoch.load(Ordering::SeqCst))),
+            skip: Arc::new(AtomicUsize::new(0)),
             device: self.device.clone(),
             reseed_device: None,
         })

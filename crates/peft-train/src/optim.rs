@@ -148,6 +148,35 @@ impl WarmupLinear {
         };
         self.base_lr * factor
     }
+
+    /// Optimizer steps taken so far.
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    /// The step count stored in `record` (as [`LrScheduler::to_record`] writes it).
+    ///
+    /// # Errors
+    /// [`TrainError::SchedulerState`] when the record holds no readable step count (another
+    /// scheduler's record, or a damaged file).
+    pub fn record_step(record: &LrSchedulerRecord) -> Result<usize> {
+        record
+            .into_state::<WarmupLinearState>()
+            .map(|s| s.step)
+            .ok_or_else(|| TrainError::SchedulerState {
+                message: "the record holds no step count of a warm-up/linear schedule".into(),
+            })
+    }
+
+    /// Load `record`, or fail without changing the schedule: the checked form of
+    /// [`LrScheduler::load_record`] that resuming uses.
+    ///
+    /// # Errors
+    /// As [`WarmupLinear::record_step`].
+    pub fn try_load_record(&mut self, record: &LrSchedulerRecord) -> Result<()> {
+        self.step = Self::record_step(record)?;
+        Ok(())
+    }
 }
 
 impl LrScheduler for WarmupLinear {
@@ -161,10 +190,12 @@ impl LrScheduler for WarmupLinear {
         LrSchedulerRecord::from_state(&WarmupLinearState { step: self.step })
     }
 
+    /// burn's trait cannot return an error: an unreadable record leaves the schedule unchanged.
+    /// The training functions never rely on this; they restore the schedule with
+    /// [`WarmupLinear::try_load_record`] before training continues, which fails with a typed
+    /// error instead.
     fn load_record(&mut self, record: LrSchedulerRecord) {
-        if let Some(state) = record.into_state::<WarmupLinearState>() {
-            self.step = state.step;
-        }
+        let _ = self.try_load_record(&record);
     }
 }
 
@@ -186,10 +217,37 @@ mod tests {
         assert!((lrs[10] - 1.0).abs() < 1e-12);
         assert!((lrs[55] - 0.5).abs() < 1e-12);
         assert!((lrs[99] - 1.0 / 90.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_restored_schedule_continues_and_a_bad_record_is_an_error() {
+        let config = OptimConfig::new()
+            .with_lr(1.0)
+            .with_schedule(Schedule::WarmupLinear { warmup_ratio: 0.1 });
+        let mut s = config.scheduler(100);
+        for _ in 0..37 {
+            s.step();
+        }
+        // At step 37 the rate (63/90) differs from a restart's (0).
+        let want = s.lr_at(37);
+        assert!(want > 0.5 && config.scheduler(100).lr_at(0) == 0.0);
         let record = s.to_record();
         let mut fresh = config.scheduler(100);
+        assert!(fresh.try_load_record(&record).is_ok());
+        assert_eq!(fresh.steps_done(), 37);
+        assert_eq!(fresh.step(), want);
+        // Through burn's trait too.
+        let mut fresh = config.scheduler(100);
         fresh.load_record(record);
-        assert_eq!(fresh.step(), s.lr_at(100));
+        assert_eq!(fresh.step(), want);
+
+        let mut fresh = config.scheduler(100);
+        let empty = LrSchedulerRecord::new();
+        assert!(matches!(
+            fresh.try_load_record(&empty),
+            Err(TrainError::SchedulerState { .. })
+        ));
+        assert_eq!(fresh.steps_done(), 0, "a failed load changes nothing");
     }
 
     #[test]

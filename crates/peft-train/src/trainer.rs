@@ -1,35 +1,37 @@
 //! Adapter training for sequence classification with burn-train's `SupervisedTraining` +
 //! `Learner`, and evaluation of a trained model. The run machinery shared with
-//! [`crate::lm::train_causal_lm`] (device and resume checks, checkpointers, renderer, launch,
-//! adapter artefact) lives here as crate-private helpers.
+//! [`crate::lm::train_causal_lm`] (resume checks, checkpoints, the training loop) lives in
+//! [`crate::run`].
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Device;
-use burn::train::checkpoint::FileCheckpointer;
 use burn::train::metric::store::{Aggregate, Direction, Split};
-use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
+use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{
-    InferenceStep, Interrupter, Learner, LearnerModel, MetricEarlyStoppingStrategy,
-    StoppingCondition, SupervisedTraining,
+    InferenceStep, Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition,
+    SupervisedTraining,
 };
 use peft_core::{
     AdapterConfig, AdapterFile, AdapterMethod, AttachReport, ParamSummary, Trainable,
-    attach_adapters, freeze_except, param_summary, save_adapter,
+    attach_adapters, freeze_except, param_summary,
 };
-use peft_models::head::{BertClassifier, HEAD_PATTERN};
+use peft_models::head::{BertClassifier, HEAD_PATTERN, HeadPooling};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{AdapterCheckpointer, last_complete_epoch};
+use crate::adapter_io::save_full_classifier;
 use crate::data::{ClassificationBatcher, EncodedItem, shuffled_indices};
 use crate::error::{Result, TrainError};
 use crate::loader::{EpochLoader, EpochOrder};
 use crate::optim::OptimConfig;
-use crate::render::{EpochSummary, ProgressRenderer};
+use crate::render::EpochSummary;
+use crate::run::{
+    Fingerprint, LaunchSettings, StepHook, io_err, launch, restore, save_adapter_artefact,
+    start_point, training_device, write_json,
+};
 use crate::task::{ClassificationTask, StepGuard};
 use burn::data::dataloader::DataLoader;
 
@@ -110,7 +112,17 @@ pub struct ClassifierTrainingConfig {
     /// Stop when validation accuracy has not improved for this many epochs. Default: none.
     #[config(default = "None")]
     pub early_stopping_patience: Option<usize>,
-    /// Continue from the last complete checkpoint in the output directory. Default: true.
+    /// Write a checkpoint every this many optimizer steps (0: only at epoch ends and on
+    /// interruption, which always checkpoint). Default: 200.
+    #[config(default = 200)]
+    pub checkpoint_every: usize,
+    /// The base model (Hub id or directory), recorded with each checkpoint so that resuming
+    /// on another base is refused. Default: none (only architecture, width and depth are
+    /// compared).
+    #[config(default = "None")]
+    pub model_id: Option<String>,
+    /// Continue from the last complete checkpoint in the output directory. `false` starts
+    /// over: an earlier run's artefacts there are removed first. Default: true.
     #[config(default = true)]
     pub resume: bool,
 }
@@ -153,10 +165,21 @@ pub struct ClassificationData {
 /// Options that are not part of the recorded configuration.
 #[derive(Clone, Default)]
 pub struct RunOptions {
-    /// Stops training when triggered (Ctrl-C); a fresh one is used if absent.
+    /// Stops training when triggered (Ctrl-C); a fresh one is used if absent. The run then
+    /// checkpoints its last optimizer step, and resumes there next time.
     pub interrupter: Option<Interrupter>,
     /// Print nothing (tests).
     pub quiet: bool,
+    /// Start over even if the output directory holds a run (finished or not): its artefacts
+    /// ([`crate::run::RUN_ARTEFACTS`]) are removed first. Default: false (resume, or report a
+    /// finished run with [`TrainError::RunFinished`]).
+    pub overwrite: bool,
+    /// Called after every optimizer step with the steps done so far (progress, tests).
+    pub on_step: Option<StepHook>,
+    /// The directory the base model was loaded from. Full fine-tuning needs it: the result is
+    /// saved as a model directory with this directory's `config.json`
+    /// ([`crate::adapter_io::save_full_classifier`]). [`train_classifier_from_dir`] sets it.
+    pub base_dir: Option<PathBuf>,
 }
 
 /// Accuracy and loss of a model on a data set.
@@ -191,173 +214,21 @@ pub struct TrainingReport {
     pub final_eval: EvalReport,
     /// Wall-clock seconds of the run.
     pub seconds: f64,
-    /// Epoch the run resumed after, if it resumed.
+    /// Epochs completed before this process, if it resumed a checkpoint.
     pub resumed_from_epoch: Option<usize>,
+    /// Optimizer step of the checkpoint resumed, if it resumed one.
+    pub resumed_from_step: Option<usize>,
+    /// Optimizer steps done at the end (whole run).
+    pub steps: usize,
+    /// Whether early stopping ended the run.
+    pub early_stopped: bool,
     /// Whether the run was interrupted (Ctrl-C).
     pub interrupted: bool,
-    /// The saved adapter directory.
+    /// The saved adapter directory (`out/adapter`), or for full fine-tuning the saved model
+    /// directory (`out/model`); `-interrupted` after Ctrl-C.
     pub adapter_dir: PathBuf,
     /// Size in bytes of the saved weights file.
     pub adapter_bytes: u64,
-}
-
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes =
-        serde_json::to_vec_pretty(value).map_err(|e| TrainError::InvalidConfig(e.to_string()))?;
-    peft_core::file::write_atomic(path, &bytes).map_err(TrainError::from)
-}
-
-/// The device `model` lives on, which must be an autodiff device.
-pub(crate) fn training_device<M: Module>(model: &M) -> Result<Device> {
-    let device = model
-        .devices()
-        .first()
-        .cloned()
-        .ok_or_else(|| TrainError::InvalidConfig("model has no parameters".into()))?;
-    if !device.is_autodiff() {
-        return Err(TrainError::InvalidConfig(
-            "training needs the model on an autodiff device (`device.autodiff()`)".into(),
-        ));
-    }
-    Ok(device)
-}
-
-/// The epoch to resume after: the last complete checkpoint in `ckpt_dir` when `resume` is set.
-/// An error when that checkpoint is already at `epochs` or beyond.
-pub(crate) fn resume_point(
-    out: &Path,
-    ckpt_dir: &Path,
-    resume: bool,
-    epochs: usize,
-) -> Result<Option<usize>> {
-    if !resume {
-        return Ok(None);
-    }
-    match last_complete_epoch(ckpt_dir) {
-        Some(done) if done >= epochs => Err(TrainError::InvalidConfig(format!(
-            "{} already holds a checkpoint of epoch {done}; ask for more epochs or use another output directory",
-            out.display()
-        ))),
-        other => Ok(other),
-    }
-}
-
-/// What [`launch`] needs besides the training builder and the learner.
-pub(crate) struct LaunchSettings<'a> {
-    /// Number of epochs.
-    pub epochs: usize,
-    /// Gradient accumulation steps per optimiser step.
-    pub grad_accumulation: usize,
-    /// Progress line every this many batches (0: epoch summaries only).
-    pub log_every: usize,
-    /// Resume after this epoch.
-    pub resume_epoch: Option<usize>,
-    /// Checkpoint directory.
-    pub ckpt_dir: &'a Path,
-    /// The tensors the model checkpoints keep.
-    pub trainable: &'a Trainable,
-    /// Stops training (Ctrl-C, non-finite loss).
-    pub interrupter: &'a Interrupter,
-    /// The guard the task steps with, checked for a non-finite loss afterwards.
-    pub guard: &'a StepGuard,
-    /// Print nothing.
-    pub quiet: bool,
-}
-
-/// What [`launch`] returns.
-pub(crate) struct Launched<M> {
-    /// The trained task.
-    pub task: M,
-    /// Whether the run was interrupted.
-    pub interrupted: bool,
-    /// The epoch summaries of the epochs run in this process.
-    pub epochs: Vec<EpochSummary>,
-}
-
-/// The part of a run every task shares: add the learning-rate metric, the epoch count, the
-/// interrupter, adapter-only checkpointers, the headless renderer (or the TUI), gradient
-/// accumulation and resume to `training` (which already has the task's metrics and early
-/// stopping), launch it, and turn a non-finite loss or a Learner error into a [`TrainError`].
-pub(crate) fn launch<M: LearnerModel>(
-    training: SupervisedTraining<M>,
-    learner: Learner<M>,
-    settings: &LaunchSettings<'_>,
-) -> Result<Launched<M>> {
-    let s = settings;
-    let renderer = ProgressRenderer::new(s.log_every);
-    let renderer = if s.quiet { renderer.quiet() } else { renderer };
-    let summaries = renderer.summaries();
-    let use_tui = cfg!(feature = "tui") && std::io::stdout().is_terminal() && !s.quiet;
-
-    let mut training = training
-        .metric_train_numeric(LearningRateMetric::new())
-        .num_epochs(s.epochs)
-        .with_interrupter(s.interrupter.clone())
-        .with_custom_checkpointers(
-            AdapterCheckpointer::new(s.ckpt_dir, "model", s.trainable.clone()),
-            FileCheckpointer::new(s.ckpt_dir, "optim"),
-            FileCheckpointer::new(s.ckpt_dir, "scheduler"),
-        );
-    if !use_tui {
-        training = training.renderer(Box::new(renderer));
-    }
-    if s.grad_accumulation > 1 {
-        training = training.grads_accumulation(s.grad_accumulation);
-    }
-    if let Some(epoch) = s.resume_epoch {
-        training = training.checkpoint(epoch);
-    }
-    let result = training.launch(learner);
-
-    if let Some((step, loss)) = s.guard.report().non_finite {
-        let checkpoint = last_complete_epoch(s.ckpt_dir)
-            .map(|e| {
-                s.ckpt_dir
-                    .join(format!("model-{e}.bpk"))
-                    .display()
-                    .to_string()
-            })
-            .unwrap_or_else(|| "none".into());
-        return Err(TrainError::NonFiniteLoss {
-            step,
-            loss,
-            checkpoint,
-        });
-    }
-    if let Some(error) = result.error {
-        return Err(TrainError::Learner(error.to_string()));
-    }
-    Ok(Launched {
-        task: result.model,
-        interrupted: result.interrupted.is_some(),
-        epochs: summaries.lock().map(|s| s.clone()).unwrap_or_default(),
-    })
-}
-
-/// Save the trainable tensors of `model` described by `file` into `out/adapter` (or
-/// `out/adapter-interrupted`); returns the directory and the size of its weights file.
-pub(crate) fn save_adapter_artefact<M: Module>(
-    model: &M,
-    out: &Path,
-    interrupted: bool,
-    file: &AdapterFile,
-) -> Result<(PathBuf, u64)> {
-    let adapter_dir = out.join(if interrupted {
-        "adapter-interrupted"
-    } else {
-        "adapter"
-    });
-    save_adapter(model, &adapter_dir, file)?;
-    let weights = adapter_dir.join(peft_core::file::WEIGHTS_FILE);
-    let bytes = std::fs::metadata(&weights).map_err(io_err(&weights))?.len();
-    Ok((adapter_dir, bytes))
 }
 
 /// Prepare `model` for `method`: attach adapters, freeze all but the trainable parameters.
@@ -416,9 +287,66 @@ pub fn evaluate(
     })
 }
 
+/// The settings a checkpoint of a classification run records, and a resume must match.
+fn signature(
+    config: &ClassifierTrainingConfig,
+    model: &BertClassifier,
+    train_items: &[EncodedItem],
+    order: &EpochOrder,
+) -> Result<serde_json::Value> {
+    let mut data = Fingerprint::default();
+    data.add([train_items.len() as u64]);
+    for item in train_items {
+        data.add([item.input_ids.len() as u64, item.label as u64]);
+        data.add(item.input_ids.iter().map(|&t| u64::from(t)));
+        data.add(item.token_type_ids.iter().map(|&t| u64::from(t)));
+    }
+    let order = match order {
+        EpochOrder::Sequential => "sequential".to_string(),
+        EpochOrder::Shuffled { seed } => format!("shuffled({seed})"),
+        EpochOrder::FirstThenShuffled { first, seed } => {
+            let mut f = Fingerprint::default();
+            f.add(first.iter().map(|&i| i as u64));
+            format!("first {} then shuffled({seed})", f.hex())
+        }
+    };
+    let value = serde_json::json!({
+        "task": "sequence_classification",
+        "method": config.method,
+        "head": model.head_info(),
+        "model": model.base_info(),
+        "model_id": config.model_id,
+        "batch_size": config.batch_size,
+        "grad_accumulation": config.grad_accumulation,
+        "optim": config.optim,
+        "seed": config.seed,
+        "max_steps": config.max_steps,
+        "data": data.hex(),
+        "data_order": order,
+    });
+    Ok(value)
+}
+
 /// Train `model` (on an autodiff device, base loaded, head attached) on `data`, writing
 /// checkpoints, the adapter directory (`out/adapter`), `out/training_config.json` and
 /// `out/metrics.json`.
+///
+/// Randomness: adapters are initialised after seeding the device with `config.seed`; the data
+/// order and the dropout masks (reseeded before every batch) follow from `config.seed` too. The
+/// head passed in was initialised by the caller: seed the device before creating it, or use
+/// [`train_classifier_from_dir`], which does, to make a run reproducible bit for bit.
+///
+/// Checkpoints (`out/checkpoints`) are written every `config.checkpoint_every` optimizer steps,
+/// at each epoch end and when `options.interrupter` stops the run; the next call with the same
+/// `out` continues from the last one exactly (same data order and dropout masks).
+///
+/// # Errors
+/// [`TrainError::InvalidConfig`] for an invalid configuration, empty data, a label outside the
+/// head or a model not on an autodiff device; [`TrainError::RunFinished`] when `out` holds a
+/// finished run (and `options.overwrite` is off); [`TrainError::ResumeMismatch`] when its
+/// checkpoint was made with other settings; [`TrainError::SchedulerState`] /
+/// [`TrainError::Checkpoint`] for a checkpoint that cannot be restored;
+/// [`TrainError::NonFiniteLoss`]; I/O, adapter and Learner errors.
 pub fn train_classifier(
     model: BertClassifier,
     data: &ClassificationData,
@@ -446,12 +374,19 @@ pub fn train_classifier(
             bad.label
         )));
     }
+    let base_dir = match (&config.method, &options.base_dir) {
+        (TrainingMethod::Full, None) => {
+            return Err(TrainError::InvalidConfig(
+                "full fine-tuning saves a whole model, which needs the base's config.json: set \
+                 RunOptions::base_dir (train_classifier_from_dir does)"
+                    .into(),
+            ));
+        }
+        (_, dir) => dir.clone(),
+    };
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let started = Instant::now();
     let device = training_device(&model)?;
-    device.seed(config.seed);
-    let (model, attached, summary) = prepare_model(model, &config.method, &device)?;
-    let trainable = config.method.trainable();
 
     // Training order and the optional cut to max_steps batches.
     let per_epoch = config.max_steps.map(|s| s * config.batch_size);
@@ -481,8 +416,21 @@ pub fn train_classifier(
         ),
     };
 
+    let signature = signature(config, &model, &train_items, &order)?;
     let ckpt_dir = out.join("checkpoints");
-    let resume_epoch = resume_point(out, &ckpt_dir, config.resume, config.epochs)?;
+    let start = start_point(
+        out,
+        &ckpt_dir,
+        options.overwrite || !config.resume,
+        config.epochs,
+        &signature,
+    )?;
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+
+    device.seed(config.seed);
+    let (model, attached, summary) = prepare_model(model, &config.method, &device)?;
+    let trainable = config.method.trainable();
+
     let train_loader = EpochLoader::new(
         train_items,
         batcher.clone(),
@@ -491,7 +439,7 @@ pub fn train_classifier(
         device.clone(),
     )
     .with_device_reseed(config.seed)
-    .starting_at_epoch(resume_epoch.unwrap_or(0));
+    .resuming_at(start.epochs_done(), start.batches_done());
     let batches = train_loader.num_batches();
     let total_steps = config.epochs * batches.div_ceil(config.grad_accumulation);
     let valid_loader = EpochLoader::new(
@@ -508,9 +456,12 @@ pub fn train_classifier(
         config.grad_accumulation,
         Some(interrupter.clone()),
     );
-    let task = ClassificationTask::new(model, guard.clone());
-    let optim = config.optim.optimizer();
-    let scheduler = config.optim.scheduler(total_steps);
+    let mut task = ClassificationTask::new(model, guard.clone());
+    let mut optim = config.optim.optimizer();
+    let mut scheduler = config.optim.scheduler(total_steps);
+    if let Some(state) = &start.resumed {
+        (task, optim) = restore(task, optim, &mut scheduler, &ckpt_dir, &trainable, state)?;
+    }
 
     let mut training = SupervisedTraining::new(
         out,
@@ -534,11 +485,15 @@ pub fn train_classifier(
             epochs: config.epochs,
             grad_accumulation: config.grad_accumulation,
             log_every: config.log_every,
-            resume_epoch,
+            checkpoint_every: config.checkpoint_every,
+            start: &start,
+            signature: &signature,
             ckpt_dir: &ckpt_dir,
             trainable: &trainable,
             interrupter: &interrupter,
             guard: &guard,
+            on_step: options.on_step.clone(),
+            device: &device,
             quiet: options.quiet,
         },
     )?;
@@ -553,12 +508,27 @@ pub fn train_classifier(
         config.eval_batch_size,
         &device,
     )?;
-    let method = match &config.method {
-        TrainingMethod::Adapter { config } => AdapterMethod::Bottleneck(config.clone()),
-        _ => AdapterMethod::HeadOnly,
+    let (adapter_dir, adapter_bytes) = match (&config.method, &base_dir) {
+        (TrainingMethod::Full, Some(base_dir)) => {
+            // A whole model, not an adapter: loading it over a shared base would replace it.
+            let dir = out.join(if interrupted {
+                "model-interrupted"
+            } else {
+                "model"
+            });
+            let bytes = save_full_classifier(&model, &dir, base_dir)?;
+            (dir, bytes)
+        }
+        (method, _) => {
+            let method = match method {
+                TrainingMethod::Adapter { config } => AdapterMethod::Bottleneck(config.clone()),
+                _ => AdapterMethod::HeadOnly,
+            };
+            let file = AdapterFile::new(method, model.base_info(), &trainable)
+                .with_head(model.head_info());
+            save_adapter_artefact(&model, out, interrupted, &file)?
+        }
     };
-    let file = AdapterFile::new(method, model.base_info(), &trainable).with_head(model.head_info());
-    let (adapter_dir, adapter_bytes) = save_adapter_artefact(&model, out, interrupted, &file)?;
     write_json(&out.join("training_config.json"), config)?;
     let report = TrainingReport {
         method: config.method.name(),
@@ -568,11 +538,51 @@ pub fn train_classifier(
         epochs: launched.epochs,
         final_eval,
         seconds: started.elapsed().as_secs_f64(),
-        resumed_from_epoch: resume_epoch,
+        resumed_from_epoch: start.resumed.as_ref().map(|s| s.epochs_done),
+        resumed_from_step: start.resumed.as_ref().map(|s| s.step),
+        steps: launched.steps,
+        early_stopped: launched.early_stopped,
         interrupted,
         adapter_dir,
         adapter_bytes,
     };
     write_json(&out.join("metrics.json"), &report)?;
     Ok((model, report))
+}
+
+/// [`train_classifier`] on a model loaded from a Hugging Face directory, the way the `sst2`
+/// example runs: the device is seeded with `config.seed` before the head is created, so two
+/// runs with the same arguments give the same weights and metrics bit for bit (on a
+/// deterministic backend such as Flex). `device` may be a plain device; training uses its
+/// autodiff form.
+///
+/// # Errors
+/// As [`peft_models::head::BertClassifier::from_pretrained`] and [`train_classifier`].
+#[allow(clippy::too_many_arguments)]
+pub fn train_classifier_from_dir(
+    model_dir: impl AsRef<Path>,
+    num_labels: usize,
+    pooling: HeadPooling,
+    device: &Device,
+    data: &ClassificationData,
+    batcher: ClassificationBatcher,
+    config: &ClassifierTrainingConfig,
+    out: impl AsRef<Path>,
+    options: RunOptions,
+) -> Result<(BertClassifier, TrainingReport)> {
+    config.validate()?;
+    let device = if device.is_autodiff() {
+        device.clone()
+    } else {
+        device.clone().autodiff()
+    };
+    let model_dir = model_dir.as_ref();
+    // Seed first: the head's initial weights come from the device RNG.
+    device.seed(config.seed);
+    let (model, _) = BertClassifier::from_pretrained(model_dir, num_labels, pooling, &device)?;
+    let options = RunOptions {
+        base_dir: options.base_dir.or_else(|| Some(model_dir.to_path_buf())),
+        ..options
+    };
+    train_classifier(model, data, batcher, config, out, options)
 }

@@ -6,9 +6,15 @@ mod common;
 
 use burn::tensor::Device;
 use common::{config, data, model, quiet, tokenizer, values};
+use peft_core::{AdapterFile, AdapterMethod, Trainable, save_adapter};
+use peft_models::bert::BertModel;
+use peft_models::head::HeadPooling;
 use peft_train::TrainError;
+use peft_train::adapter_io::{FULL_MODEL_FILE, load_classifier_adapter, load_full_classifier};
+use peft_train::checkpoint::last_checkpoint;
 use peft_train::data::ClassificationBatcher;
-use peft_train::trainer::train_classifier;
+use peft_train::optim::{OptimConfig, Schedule};
+use peft_train::trainer::{TrainingMethod, train_classifier, train_classifier_from_dir};
 
 #[test]
 fn adapters_learn_a_synthetic_task_and_the_base_stays_frozen() {
@@ -66,7 +72,8 @@ fn adapters_learn_a_synthetic_task_and_the_base_stays_frozen() {
     assert!(bytes > 0 && bytes < 40_000, "adapter file is {bytes} bytes");
     assert!(out.path().join("training_config.json").is_file());
     assert!(out.path().join("metrics.json").is_file());
-    let ckpt = out.path().join("checkpoints/model-3.bpk");
+    // The last checkpoint is the end of epoch 3: optimizer step 30.
+    let ckpt = out.path().join("checkpoints/model-30.bpk");
     let ckpt_bytes = std::fs::metadata(&ckpt)
         .map(|m| m.len())
         .unwrap_or(u64::MAX);
@@ -143,4 +150,136 @@ fn bad_labels_and_configs_are_typed_errors() {
         quiet(),
     );
     assert!(matches!(err, Err(TrainError::InvalidConfig(m)) if m.contains("autodiff")));
+}
+
+#[test]
+fn early_stopping_ends_the_run_at_the_expected_epoch() {
+    // A learning rate so small that no weight moves: validation accuracy is the same every
+    // epoch, so with patience 2 the best epoch stays 1 and the run stops after epoch 3 of 6.
+    let device = Device::flex().autodiff();
+    let tok = tokenizer();
+    let data = data(&tok);
+    let config = config(6)
+        .with_optim(
+            OptimConfig::new()
+                .with_lr(1e-30)
+                .with_schedule(Schedule::Constant),
+        )
+        .with_early_stopping_patience(Some(2));
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let batcher = ClassificationBatcher::new(tok);
+    let (_, report) = train_classifier(
+        model(&device),
+        &data,
+        batcher.clone(),
+        &config,
+        out.path(),
+        quiet(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let accuracies: Vec<f64> = report
+        .epochs
+        .iter()
+        .filter_map(|e| e.valid_accuracy)
+        .collect();
+    assert_eq!(accuracies.len(), 3, "{report:?}");
+    assert!(
+        accuracies.iter().all(|&a| a == accuracies[0]),
+        "{accuracies:?}"
+    );
+    assert!(report.early_stopped);
+    assert_eq!(report.steps, 30);
+    let state = last_checkpoint(out.path().join("checkpoints"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no checkpoint"));
+    assert!(state.finished && state.early_stopped && state.epochs_done == 3);
+    // Reported as finished, not resumed for the 3 epochs left.
+    let again = train_classifier(model(&device), &data, batcher, &config, out.path(), quiet());
+    assert!(
+        matches!(
+            &again,
+            Err(TrainError::RunFinished {
+                epochs: 3,
+                early_stopped: true,
+                ..
+            })
+        ),
+        "{:?}",
+        again.map(|(_, r)| r)
+    );
+}
+
+#[test]
+fn full_fine_tuning_is_saved_as_a_model_not_an_adapter() {
+    let device = Device::flex().autodiff();
+    let tok = tokenizer();
+    let data = data(&tok);
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = config(1).with_method(TrainingMethod::Full);
+    // Without the base directory there is nowhere to take config.json from: refused up front.
+    let err = train_classifier(
+        model(&device),
+        &data,
+        ClassificationBatcher::new(tok.clone()),
+        &config,
+        out.path(),
+        quiet(),
+    );
+    assert!(matches!(err, Err(TrainError::InvalidConfig(m)) if m.contains("base_dir")));
+
+    let (trained, report) = train_classifier_from_dir(
+        common::fixtures(),
+        2,
+        HeadPooling::DenseTanh,
+        &device,
+        &data,
+        ClassificationBatcher::new(tok),
+        &config,
+        out.path(),
+        quiet(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = out.path().join("model");
+    assert_eq!(report.adapter_dir, dir);
+    assert!(!out.path().join("adapter").exists());
+    for f in ["model.safetensors", "config.json", FULL_MODEL_FILE] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+
+    // The whole classifier loads back exactly; the encoder through the plain HF path.
+    let plain = Device::flex();
+    let loaded = load_full_classifier(&dir, &plain).unwrap_or_else(|e| panic!("{e}"));
+    common::assert_same(&trained, &loaded, "full model reloaded");
+    let (encoder, _) = BertModel::from_pretrained(&dir, &plain).unwrap_or_else(|e| panic!("{e}"));
+    common::assert_same(&trained.bert, &encoder, "encoder via from_pretrained");
+    // The encoder really trained (the comparison is not with the untouched base).
+    let base = model(&plain);
+    assert_ne!(values(&base.bert), values(&encoder));
+
+    // Loading the model directory as an adapter over a shared base is a typed error.
+    let mut shared = model(&plain);
+    let err = load_classifier_adapter(&mut shared, &dir, &plain);
+    assert!(
+        matches!(err, Err(TrainError::NotAnAdapter { .. })),
+        "{err:?}"
+    );
+    // So is an adapter file whose saved tensors include the base (older full fine-tunings).
+    let old = out.path().join("old-full");
+    let file = AdapterFile::new(
+        AdapterMethod::HeadOnly,
+        shared.base_info(),
+        &Trainable::none().with_pattern(".*"),
+    )
+    .with_head(shared.head_info());
+    save_adapter(&loaded, &old, &file).unwrap_or_else(|e| panic!("{e}"));
+    let err = load_classifier_adapter(&mut shared, &old, &plain);
+    assert!(
+        matches!(err, Err(TrainError::NotAnAdapter { .. })),
+        "{err:?}"
+    );
+    common::assert_same(
+        &shared.bert,
+        &base.bert,
+        "the shared base after refused loads",
+    );
 }

@@ -105,8 +105,53 @@ pub fn config(epochs: usize) -> ClassifierTrainingConfig {
 
 pub fn quiet() -> RunOptions {
     RunOptions {
-        interrupter: None,
         quiet: true,
+        ..RunOptions::default()
+    }
+}
+
+/// Options that stop `interrupter` after `k` optimizer steps (as Ctrl-C would).
+pub fn stop_after(k: usize, interrupter: &burn::train::Interrupter) -> RunOptions {
+    let i = interrupter.clone();
+    RunOptions {
+        interrupter: Some(interrupter.clone()),
+        quiet: true,
+        on_step: Some(Arc::new(move |step| {
+            if step == k {
+                i.stop(Some("test interrupt"));
+            }
+        })),
+        ..RunOptions::default()
+    }
+}
+
+/// A copy of the fixture directory `name` in a temporary directory, with the config's
+/// `keys` (dropout probabilities) set to 0.
+pub fn fixture_without(name: &str, keys: &[&str]) -> tempfile::TempDir {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for f in ["model.safetensors", "config.json"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let path = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    for k in keys {
+        json[*k] = serde_json::json!(0.0);
+    }
+    std::fs::write(&path, json.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+/// Every parameter of `a` and `b` equal bit for bit.
+pub fn assert_same<M: Module>(a: &M, b: &M, what: &str) {
+    let (va, vb) = (values(a), values(b));
+    assert_eq!(va.len(), vb.len());
+    for ((path, x), (path_b, y)) in va.iter().zip(&vb) {
+        assert_eq!(path, path_b);
+        assert_eq!(x, y, "{path} differs: {what}");
     }
 }
 
@@ -126,4 +171,27 @@ pub fn values<M: Module>(module: &M) -> Vec<(String, TensorData)> {
     let mut v = V(vec![], vec![]);
     module.visit(&mut v);
     v.1
+}
+
+/// The largest absolute difference between the parameters of `a` and `b` (same structure).
+pub fn max_difference<M: Module>(a: &M, b: &M) -> f32 {
+    let (va, vb) = (values(a), values(b));
+    assert_eq!(va.len(), vb.len());
+    let mut worst = 0.0f32;
+    for ((path, x), (path_b, y)) in va.iter().zip(&vb) {
+        assert_eq!(path, path_b);
+        let x = x
+            .clone()
+            .try_to_vec::<f32>()
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let y = y
+            .clone()
+            .try_to_vec::<f32>()
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(x.len(), y.len(), "{path}");
+        for (p, q) in x.iter().zip(&y) {
+            worst = worst.max((p - q).abs());
+        }
+    }
+    worst
 }
