@@ -122,6 +122,34 @@ fn tokenizer_error(context: &str, err: impl std::fmt::Display) -> ModelError {
     }
 }
 
+/// Rejects what `tokenizers` 0.22 panics on instead of returning an error: invalid JSON inside
+/// the `decoder` section (a truncated or corrupted file), an unreadable `Precompiled` normalizer.
+fn check_tokenizer_json(bytes: &[u8]) -> std::result::Result<(), String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    match value.get("normalizer") {
+        Some(normalizer) => check_precompiled(normalizer),
+        None => Ok(()),
+    }
+}
+
+fn check_precompiled(value: &serde_json::Value) -> std::result::Result<(), String> {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("Precompiled") {
+                serde_json::from_value::<tokenizers::normalizers::precompiled::Precompiled>(
+                    value.clone(),
+                )
+                .map_err(|e| format!("invalid Precompiled normalizer: {e}"))?;
+            }
+            map.values().try_for_each(check_precompiled)
+        }
+        Value::Array(items) => items.iter().try_for_each(check_precompiled),
+        _ => Ok(()),
+    }
+}
+
 impl TextTokenizer {
     /// Loads a `tokenizer.json` file.
     ///
@@ -134,8 +162,21 @@ impl TextTokenizer {
             path: path.to_path_buf(),
             source,
         })?;
-        let context = path.display().to_string();
-        let tokenizer = Tokenizer::from_bytes(&bytes).map_err(|e| tokenizer_error(&context, e))?;
+        Self::from_bytes_named(&bytes, path.display().to_string())
+    }
+
+    /// Loads a tokenizer from the bytes of a `tokenizer.json` (errors name it
+    /// `<in-memory tokenizer>`).
+    ///
+    /// # Errors
+    /// [`ModelError::Tokenizer`] when the bytes are not a valid tokenizer definition.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_bytes_named(bytes, IN_MEMORY.to_string())
+    }
+
+    fn from_bytes_named(bytes: &[u8], context: String) -> Result<Self> {
+        check_tokenizer_json(bytes).map_err(|e| tokenizer_error(&context, e))?;
+        let tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| tokenizer_error(&context, e))?;
         Self::build(tokenizer, context)
     }
 
