@@ -123,13 +123,59 @@ fn tokenizer_error(context: &str, err: impl std::fmt::Display) -> ModelError {
 }
 
 /// Rejects what `tokenizers` 0.22 panics on instead of returning an error: invalid JSON inside
-/// the `decoder` section (a truncated or corrupted file), an unreadable `Precompiled` normalizer.
+/// the `decoder` section (a truncated or corrupted file), an unreadable `Precompiled` normalizer,
+/// a post-processor template naming a special token it does not define (or `$B` in the
+/// single-text template).
 fn check_tokenizer_json(bytes: &[u8]) -> std::result::Result<(), String> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
-    match value.get("normalizer") {
-        Some(normalizer) => check_precompiled(normalizer),
-        None => Ok(()),
+    if let Some(normalizer) = value.get("normalizer") {
+        check_precompiled(normalizer)?;
+    }
+    if let Some(processor) = value.get("post_processor") {
+        check_templates(processor)?;
+    }
+    Ok(())
+}
+
+fn check_templates(value: &serde_json::Value) -> std::result::Result<(), String> {
+    use serde_json::Value;
+    use tokenizers::processors::template::{Piece, Sequence};
+    let pieces = |key: &str| {
+        value
+            .get(key)
+            .and_then(|v| serde_json::from_value::<Vec<Piece>>(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    match value {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+                let defined = map.get("special_tokens").and_then(Value::as_object);
+                for (key, template) in [("single", pieces("single")), ("pair", pieces("pair"))] {
+                    for piece in template {
+                        match piece {
+                            Piece::Sequence {
+                                id: Sequence::B, ..
+                            } if key == "single" => {
+                                return Err("post_processor: the single template uses $B".into());
+                            }
+                            Piece::SpecialToken { id, .. }
+                                if !defined.is_some_and(|d| d.contains_key(&id)) =>
+                            {
+                                return Err(format!(
+                                    "post_processor: the {key} template uses special token \
+                                     {id:?}, which special_tokens does not define"
+                                ));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            map.values().try_for_each(check_templates)
+        }
+        Value::Array(items) => items.iter().try_for_each(check_templates),
+        _ => Ok(()),
     }
 }
 
