@@ -206,7 +206,7 @@ fn mutate(rng: &mut Rng, data: &[u8], splice: &[u8]) -> Vec<u8> {
 }
 
 /// Mutations per target (override with `FUZZ_SMOKE_ITERS`).
-const SMOKE_ITERS: usize = 300;
+const SMOKE_ITERS: usize = 1000;
 
 #[test]
 fn mutation_smoke_per_target() {
