@@ -149,7 +149,9 @@ fn check_templates(value: &serde_json::Value) -> std::result::Result<(), String>
     };
     match value {
         Value::Object(map) => {
-            if map.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+            // By its fields, not its `type`: `tokenizers` reads post-processors untagged, so a
+            // template with a misspelt `type` is still used as one.
+            if map.contains_key("single") || map.contains_key("pair") {
                 let defined = map.get("special_tokens").and_then(Value::as_object);
                 for (key, template) in [("single", pieces("single")), ("pair", pieces("pair"))] {
                     for piece in template {
