@@ -135,6 +135,40 @@ fn check_tokenizer_json(bytes: &[u8]) -> std::result::Result<(), String> {
     if let Some(processor) = value.get("post_processor") {
         check_templates(processor)?;
     }
+    if let Some(model) = value.get("model") {
+        check_bpe_merges(model)?;
+    }
+    Ok(())
+}
+
+/// A BPE merge `a b` with a `continuing_subword_prefix` longer than `b` (or cutting a character
+/// of it) makes `tokenizers` slice out of bounds.
+fn check_bpe_merges(model: &serde_json::Value) -> std::result::Result<(), String> {
+    use serde_json::Value;
+    let prefix = model
+        .get("continuing_subword_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some(merges) = model.get("merges").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    for merge in merges {
+        let second = match merge {
+            Value::String(s) => s.split(' ').nth(1),
+            Value::Array(pair) => pair.get(1).and_then(Value::as_str),
+            _ => None,
+        };
+        if let Some(b) = second
+            && b.get(prefix.len()..).is_none()
+        {
+            return Err(format!(
+                "BPE merge {merge} does not fit continuing_subword_prefix {prefix:?}"
+            ));
+        }
+    }
     Ok(())
 }
 
