@@ -52,8 +52,26 @@ pub enum BottleneckWidth {
 }
 
 impl BottleneckWidth {
-    /// The number of bottleneck units for a model width `d_model`, validated.
+    /// The widest bottleneck accepted, as a multiple of the model width (a bottleneck is
+    /// narrower than the model; a file asking for more is corrupt or hostile and would allocate
+    /// without bound).
+    pub const MAX_WIDTH_FACTOR: usize = 16;
+
+    /// The number of bottleneck units for a model width `d_model`, validated: at least 1, at
+    /// most [`BottleneckWidth::MAX_WIDTH_FACTOR`] times `d_model`.
     pub fn resolve(self, d_model: usize) -> Result<usize> {
+        let d = self.resolve_unbounded(d_model)?;
+        let max = d_model.saturating_mul(Self::MAX_WIDTH_FACTOR);
+        if d > max {
+            return Err(PeftError::InvalidConfig(format!(
+                "bottleneck width {d} is more than {} times the model width {d_model}",
+                Self::MAX_WIDTH_FACTOR
+            )));
+        }
+        Ok(d)
+    }
+
+    fn resolve_unbounded(self, d_model: usize) -> Result<usize> {
         match self {
             Self::BottleneckDim(0) => Err(PeftError::InvalidConfig(
                 "bottleneck_dim must be at least 1".into(),
@@ -390,6 +408,21 @@ mod tests {
             Err(PeftError::InvalidConfig(m)) if m.contains("larger than d_model")
         ));
         assert!(BottleneckWidth::ReductionFactor(-1.0).resolve(32).is_err());
+        // A hostile file must not get a bottleneck allocated without bound.
+        assert_eq!(
+            BottleneckWidth::BottleneckDim(512).resolve(32).ok(),
+            Some(512)
+        );
+        for huge in [
+            BottleneckWidth::BottleneckDim(513),
+            BottleneckWidth::BottleneckDim(1 << 40),
+            BottleneckWidth::ReductionFactor(1e-300),
+        ] {
+            assert!(
+                matches!(huge.resolve(32), Err(PeftError::InvalidConfig(m)) if m.contains("more than 16 times")),
+                "{huge:?}"
+            );
+        }
     }
 
     #[test]

@@ -205,34 +205,51 @@ pub fn read_adapter_file(dir: impl AsRef<Path>) -> Result<AdapterFile> {
         path: path.clone(),
         source,
     })?;
-    // Look at the version first so a newer file says so instead of failing on a new field.
-    let raw: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| PeftError::MalformedJson {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    let version = raw
-        .get("format_version")
-        .and_then(|v| v.as_u64())
-        .ok_or_else(|| PeftError::MalformedJson {
-            path: path.clone(),
-            message: "missing integer field `format_version`".into(),
-        })?;
-    if version != u64::from(FORMAT_VERSION) {
-        return Err(PeftError::UnsupportedVersion {
-            path,
-            found: u32::try_from(version).unwrap_or(u32::MAX),
-            supported: FORMAT_VERSION,
-        });
+    AdapterFile::from_json(&text, &path)
+}
+
+impl AdapterFile {
+    /// Parse and check the text of an `adapter_config.json`; `path` only names the file in
+    /// errors. [`read_adapter_file`] is this on the file of an adapter directory.
+    ///
+    /// # Errors
+    /// [`PeftError::MalformedJson`] (not JSON, no integer `format_version`, unknown or wrongly
+    /// typed fields), [`PeftError::UnsupportedVersion`], or the adapter config's
+    /// [`PeftError::InvalidConfig`].
+    pub fn from_json(text: &str, path: &Path) -> Result<AdapterFile> {
+        let path = path.to_path_buf();
+        // Look at the version first so a newer file says so instead of failing on a new field.
+        let raw: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| PeftError::MalformedJson {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        let version = raw
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| PeftError::MalformedJson {
+                path: path.clone(),
+                message: "missing integer field `format_version`".into(),
+            })?;
+        if version != u64::from(FORMAT_VERSION) {
+            return Err(PeftError::UnsupportedVersion {
+                path,
+                found: u32::try_from(version).unwrap_or(u32::MAX),
+                supported: FORMAT_VERSION,
+            });
+        }
+        // From the text, not from `raw`: integer map keys (`layer_widths`) are strings in JSON,
+        // which `serde_json::from_value` refuses.
+        let file: AdapterFile =
+            serde_json::from_str(text).map_err(|e| PeftError::MalformedJson {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        if let AdapterMethod::Bottleneck(config) = &file.adapter {
+            config.validate()?;
+        }
+        Ok(file)
     }
-    let file: AdapterFile = serde_json::from_value(raw).map_err(|e| PeftError::MalformedJson {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    if let AdapterMethod::Bottleneck(config) = &file.adapter {
-        config.validate()?;
-    }
-    Ok(file)
 }
 
 /// What loading adapter weights did.
@@ -405,6 +422,22 @@ mod tests {
             matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("blocks.2")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn layer_widths_survive_a_round_trip() {
+        // JSON object keys are strings: the per-layer widths must still read back.
+        let (toy, _, mut file) = trained_pair();
+        let AdapterMethod::Bottleneck(config) = &mut file.adapter else {
+            panic!("bottleneck");
+        };
+        config
+            .layer_widths
+            .insert(1, crate::config::BottleneckWidth::BottleneckDim(3));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        save_adapter(&toy, dir.path(), &file).unwrap_or_else(|e| panic!("{e}"));
+        let read = read_adapter_file(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read, file);
     }
 
     #[test]

@@ -325,7 +325,12 @@ pub(crate) fn lines_of<'a>(
         })
 }
 
-fn parse_glue_tsv(
+/// Parses the bytes of a GLUE TSV file as [`load_glue_tsv`] does; `path` only names the file in
+/// errors.
+///
+/// # Errors
+/// As [`load_glue_tsv`], without [`TrainError::Io`].
+pub fn parse_glue_tsv(
     bytes: &[u8],
     path: &Path,
     task: GlueTask,

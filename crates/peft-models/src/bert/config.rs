@@ -167,8 +167,19 @@ impl HfBertConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| ModelError::MalformedJson {
-            path: path.to_path_buf(),
+        Self::from_json(&text).map_err(|e| match e {
+            ModelError::MalformedJson { message, .. } => ModelError::MalformedJson {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parse the text of a `config.json` (errors name the file `<inline>`).
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| ModelError::MalformedJson {
+            path: "<inline>".into(),
             message: e.to_string(),
         })
     }
@@ -260,6 +271,11 @@ impl BertConfig {
     /// Read and validate a Hugging Face `config.json`.
     pub fn from_hf_file(path: impl AsRef<Path>) -> Result<Self> {
         HfBertConfig::from_file(path)?.try_into()
+    }
+
+    /// Parse and validate the text of a Hugging Face `config.json`.
+    pub fn from_hf_json(text: &str) -> Result<Self> {
+        HfBertConfig::from_json(text)?.try_into()
     }
 
     /// Validate a config built in code (the same checks as for `config.json`).

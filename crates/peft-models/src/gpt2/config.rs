@@ -207,7 +207,12 @@ impl TryFrom<HfGpt2Config> for Gpt2Config {
                 return invalid(format!("{name} = {set} is not supported (only {want})"));
             }
         }
-        let n_inner = hf.n_inner.unwrap_or(4 * hf.n_embd);
+        let n_inner = match hf.n_inner {
+            Some(n) => n,
+            None => hf.n_embd.checked_mul(4).ok_or_else(|| {
+                ModelError::InvalidConfig(format!("n_embd {} is too large", hf.n_embd))
+            })?,
+        };
         for (name, v) in [
             ("vocab_size", hf.vocab_size),
             ("n_positions", hf.n_positions),
