@@ -155,11 +155,12 @@ fn items_that_do_not_fit_the_model_are_typed_errors() {
     let tok = tokenizer();
     let batcher = ClassificationBatcher::new(tok.clone());
     let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let cases: [(
+    type Case = (
         usize,
         fn(&mut peft_train::data::EncodedItem),
         fn(&ModelError) -> bool,
-    ); 3] = [
+    );
+    let cases: [Case; 3] = [
         (
             5,
             |i| i.input_ids = vec![4; 65],
