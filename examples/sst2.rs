@@ -45,6 +45,7 @@ use std::time::Instant;
 
 use burn::train::Interrupter;
 use burn_peft::core::{AdapterConfig, BottleneckWidth};
+use burn_peft::models::bert::BertConfig;
 use burn_peft::models::head::{BertClassifier, HeadPooling};
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
@@ -206,8 +207,15 @@ fn run() -> Result<(), AnyError> {
         data_dir.display()
     );
     let started = Instant::now();
-    let tokenizer =
-        Arc::new(TextTokenizer::from_pretrained_dir(&model_dir)?.with_max_len(max_len)?);
+    // Checked against the model before anything is tokenized or trained: a --max-len beyond
+    // its positions, a tokenizer of another model; a file without truncation is truncated to
+    // the model's limit.
+    let limits = BertConfig::from_hf_file(model_dir.join("config.json"))?.input_limits();
+    let tokenizer = Arc::new(
+        TextTokenizer::from_pretrained_dir(&model_dir)?
+            .with_max_len(max_len)?
+            .fit_to_model(&limits)?,
+    );
     let valid = load_split(&data_dir, Split::Validation, &tokenizer)?;
     let batcher = ClassificationBatcher::new(tokenizer.clone());
 
@@ -246,7 +254,7 @@ fn run() -> Result<(), AnyError> {
                         burn_peft::core::AdapterMethod::HeadOnly => "head-only",
                     }
                 ),
-                trainable: summary.trainable,
+                trainable: summary.selected,
                 total: summary.total,
                 accuracy: eval.accuracy,
                 train_secs: None,

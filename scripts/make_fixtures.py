@@ -8,16 +8,21 @@ Pinned versions (see ``scripts/requirements-fixtures.txt``):
     adapters==1.3.0          (AdapterHub)
     peft==0.21.2
     safetensors==0.8.0
+    tokenizers==0.22.2
 
 How to run (from the repository root):
 
     python -m venv .venv && .venv/bin/pip install -r scripts/requirements-fixtures.txt
     .venv/bin/python scripts/make_fixtures.py
+    .venv/bin/python scripts/make_fixtures.py --only tiny-roberta bert-f16-bin   # some steps only
 
 The outputs are committed. CI never needs Python: the Rust tests only read the files
 written here. Re-running the script with the pinned versions on the same kind of CPU gives byte-identical files
 (all seeds fixed, CPU, float32, single thread, eval mode); ``fixtures/MANIFEST.json``
 lists the sha256 of every file so a rerun can be checked with ``sha256sum``.
+Float outputs can differ in the last ulp on another CPU (observed for the tiny-bert goldens:
+max |diff| 6e-7 on an AMD EPYC); ``--only STEP ...`` regenerates the named steps and leaves every
+other fixture file (and its MANIFEST.json entry) as it is.
 
 Optional: if ``$MINILM_DIR`` or ``shared/models/all-MiniLM-L6-v2`` (in or next to the repo) exists, the script
 also checks the AdapterHub parameter counts of seq_bn / double_seq_bn (rf 16) on the real
@@ -40,10 +45,15 @@ What is produced (see fixtures/README.md for the details):
       save_adapter output) for seq_bn, double_seq_bn, par_bn, scaled_par_bn (rf 4)
       trajectory/ (20 AdamW steps of seq_bn + AdapterHub head training, dropout off: per-step
       losses, step-0 gradients, initial and final weights)
+      pytorch_model-f16.bin (step bert-f16-bin: the same weights in float16, "bert." prefix)
   fixtures/tiny-gpt2/                random-init GPT2LMHeadModel (n_embd 16, 2 layers, vocab 97)
       config.json, generation_config.json, model.safetensors ("transformer." prefix),
       pytorch_model.bin (prefix stripped, + attn.bias / attn.masked_bias buffers), golden.json
       adapters/<name>.{safetensors,json} and <name>-hub/ for seq_bn, double_seq_bn (rf 4)
+  fixtures/tiny-roberta/             random-init RobertaModel (hidden 32, 2 layers, vocab 300)
+      config.json, model.safetensors ("roberta." prefix), tokenizer.json (byte-level BPE trained
+      here with the tokenizers library, RoBERTa post-processor, pad id 1, no truncation),
+      golden.json
 
 Besides recording outputs, the script re-derives every adapter site output with the
 closed-form formulas documented in scripts/ADAPTERHUB_MATHS.md (via forward hooks) and
@@ -52,6 +62,7 @@ asserts they match AdapterHub to 1e-5, so the document and the fixtures agree.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import hashlib
 import json
@@ -67,15 +78,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import adapters
+import tokenizers
 import transformers
 from adapters import AdapterConfig
-from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaModel
+from transformers.models.roberta.modeling_roberta import create_position_ids_from_input_ids
 
 warnings.filterwarnings("ignore")
 transformers.logging.set_verbosity_error()
 logging.getLogger("adapters").setLevel(logging.ERROR)
 
-EXPECTED = {"torch": "2.15.0", "transformers": "4.57.6", "adapters": "1.3.0"}
+EXPECTED = {"torch": "2.15.0", "transformers": "4.57.6", "adapters": "1.3.0", "tokenizers": "0.22.2"}
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "fixtures"
@@ -101,6 +115,7 @@ def check_versions() -> None:
         "torch": torch.__version__.split("+")[0],
         "transformers": transformers.__version__,
         "adapters": adapters.__version__,
+        "tokenizers": tokenizers.__version__,
     }
     for k, v in EXPECTED.items():
         if got[k] != v:
@@ -410,6 +425,19 @@ def make_bert(manifest: dict) -> None:
     manifest["tiny-bert"]["adapter_param_counts"] = counts
 
 
+@torch.no_grad()
+def make_bert_f16_bin(manifest: dict) -> None:
+    """tiny-bert's weights in float16 as a torch pickle with the "bert." prefix (loaders must
+    cast to f32 like they do for model-f16.safetensors). Read from model.safetensors so this
+    step can run alone; golden.json's f16_* outputs are the reference for both f16 files."""
+    out = FIX / "tiny-bert"
+    sd = load_file(str(out / "model.safetensors"))
+    f16 = {f"bert.{k}": v.to(torch.float16).contiguous() for k, v in sorted(sd.items())}
+    st16 = load_file(str(out / "model-f16.safetensors"))
+    assert all(torch.equal(f16[f"bert.{k}"], st16[k]) for k in st16) and len(st16) == len(f16)
+    torch.save(f16, out / "pytorch_model-f16.bin")
+
+
 # --------------------------------------------------------------------------------------
 # training trajectory: seq_bn + AdapterHub classification head, 20 AdamW steps
 # --------------------------------------------------------------------------------------
@@ -513,7 +541,7 @@ def make_trajectory(manifest: dict) -> None:
     golden.update({f"grad0.{n}": v for n, v in first_grads.items()})
     golden.update({f"final.{n}": tensor_entry(p) for n, p in trainable})
     write_json(out / "trajectory.json", golden)
-    manifest["tiny-bert"]["trajectory"] = {"steps": TRAJ_STEPS, "first_loss": losses[0], "last_loss": losses[-1]}
+    manifest.setdefault("tiny-bert", {})["trajectory"] = {"steps": TRAJ_STEPS, "first_loss": losses[0], "last_loss": losses[-1]}
 
 
 # --------------------------------------------------------------------------------------
@@ -733,30 +761,191 @@ def make_gpt2(manifest: dict) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# tiny RoBERTa (+ a tiny byte-level BPE tokenizer; the Hub is not needed)
+# --------------------------------------------------------------------------------------
+
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0..4, as in roberta-base
+ROBERTA_PAD = 1
+ROBERTA_CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a tiny roberta model reads byte level pairs",
+    "hello world, hello adapters!",
+    "the cat sat on the mat and the dog sat on the log",
+    "positions start after the padding index",
+]
+ROBERTA_TEXTS = [
+    "the quick brown fox jumps over the lazy dog",
+    "hello world",
+    "a cat, a dog!",
+    "Unseen WORDS: byte-level ü",
+]
+ROBERTA_PAIRS = [["hello world", "the cat sat"], ["positions", "start after padding"]]
+
+
+def roberta_tokenizer() -> Tokenizer:
+    """Byte-level BPE trained on ROBERTA_CORPUS (deterministic), RoBERTa's <s> A </s></s> B </s>
+    post-processor, padding with <pad> (id 1) and NO truncation, like roberta-base's file."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        min_frequency=1,
+        show_progress=False,
+        special_tokens=ROBERTA_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(ROBERTA_CORPUS, trainer=trainer)
+    tok.post_processor = processors.RobertaProcessing(
+        sep=("</s>", 2), cls=("<s>", 0), trim_offsets=True, add_prefix_space=False
+    )
+    tok.enable_padding(pad_id=ROBERTA_PAD, pad_token="<pad>")
+    return tok
+
+
+def roberta_config(vocab_size: int, attn: str = "eager") -> RobertaConfig:
+    return RobertaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=34,  # usable length 34 - pad 1 - 1 = 32, like roberta-base's 514 -> 512
+        type_vocab_size=1,
+        hidden_act="gelu",
+        layer_norm_eps=1e-5,
+        pad_token_id=ROBERTA_PAD,
+        bos_token_id=0,
+        eos_token_id=2,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        attn_implementation=attn,
+    )
+
+
+@torch.no_grad()
+def make_roberta(manifest: dict) -> None:
+    out = FIX / "tiny-roberta"
+    out.mkdir(parents=True, exist_ok=True)
+    tok = roberta_tokenizer()
+    assert tok.to_str() == roberta_tokenizer().to_str()  # BPE training is deterministic
+    tok.save(str(out / "tokenizer.json"))
+    assert [tok.token_to_id(t) for t in ROBERTA_SPECIALS] == [0, 1, 2, 3, 4]
+
+    enc = tok.encode_batch(ROBERTA_TEXTS)  # padded to the longest, on the right
+    pair_enc = [tok.encode(a, b) for a, b in ROBERTA_PAIRS]
+    plain = [tok.encode(t, add_special_tokens=False).ids for t in ROBERTA_TEXTS]
+
+    torch.manual_seed(0)
+    model = RobertaModel(roberta_config(tok.get_vocab_size()), add_pooling_layer=True)
+    perturb_norms_and_biases(model, seed=1)
+    model.eval()
+    sd = model.state_dict()
+    model.config.save_pretrained(out)
+    # RobertaFor* checkpoints carry the "roberta." prefix; loaders must strip it.
+    save_file({f"roberta.{k}": v.contiguous() for k, v in sd.items()}, str(out / "model.safetensors"),
+              metadata={"format": "pt"})
+
+    # Batch: rows 0-3 = the tokenizer's right-padded batch; row 4 = row 1 LEFT-padded; row 5 =
+    # row 2 with two pad ids in the middle (masked). Position ids come from the ids (pads get
+    # padding_idx, the k-th non-pad token padding_idx + k), so rows 4/5 check the offset.
+    ids = [list(e.ids) for e in enc]
+    mask = [list(e.attention_mask) for e in enc]
+    seq = len(ids[0])
+    n1 = sum(mask[1])
+    ids.append([ROBERTA_PAD] * (seq - n1) + ids[1][:n1])
+    mask.append([0] * (seq - n1) + [1] * n1)
+    n2 = sum(mask[2])
+    mid = ids[2][:3] + [ROBERTA_PAD, ROBERTA_PAD] + ids[2][3:n2]
+    ids.append(mid + [ROBERTA_PAD] * (seq - len(mid)))
+    mask.append([1, 1, 1, 0, 0] + [1] * (n2 - 3) + [0] * (seq - len(mid)))
+    input_ids = torch.tensor(ids, dtype=torch.long)
+    attention_mask = torch.tensor(mask, dtype=torch.long)
+    assert len(mid) <= seq
+
+    o = model(input_ids=input_ids, attention_mask=attention_mask)
+    pos = create_position_ids_from_input_ids(input_ids, ROBERTA_PAD)
+    # the offset matters: 0..seq positions give other hidden states on real tokens
+    naive = model(input_ids=input_ids, attention_mask=attention_mask,
+                  position_ids=torch.arange(seq).unsqueeze(0).expand_as(input_ids))
+    assert (naive.last_hidden_state - o.last_hidden_state)[attention_mask.bool()].abs().max() > 1e-2
+    # left padding leaves the real tokens' outputs unchanged (positions follow the ids)
+    close(o.last_hidden_state[4, seq - n1:], o.last_hidden_state[1, :n1], "RoBERTa left vs right padding")
+    sdpa = RobertaModel(roberta_config(tok.get_vocab_size(), "sdpa"), add_pooling_layer=True).eval()
+    sdpa.load_state_dict(sd)
+    close(sdpa(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[attention_mask.bool()],
+          o.last_hidden_state[attention_mask.bool()], "RoBERTa sdpa vs eager")
+
+    golden = {
+        "input_ids": tensor_entry(input_ids),
+        "attention_mask": tensor_entry(attention_mask),
+        "position_ids": tensor_entry(pos),
+        "last_hidden_state": tensor_entry(o.last_hidden_state),
+        "pooler_output": tensor_entry(o.pooler_output),
+        "texts": ROBERTA_TEXTS,
+        "text_ids": [list(e.ids) for e in enc],
+        "text_attention_mask": [list(e.attention_mask) for e in enc],
+        "plain_ids": plain,
+        "pairs": ROBERTA_PAIRS,
+        "pair_ids": [list(e.ids) for e in pair_enc],
+        "pair_type_ids": [list(e.type_ids) for e in pair_enc],
+        "notes": (
+            "RobertaModel(config, add_pooling_layer=True), torch.manual_seed(0) init, then every LayerNorm "
+            "weight := 1+0.1*randn and every bias := 0.05*randn (generator seed 1, sorted-name order); eval, "
+            "fp32, CPU, eager attention. model.safetensors keys carry the 'roberta.' prefix. Outputs of "
+            "model(input_ids, attention_mask) with HF's default position ids (from the ids: pad -> 1, k-th "
+            "non-pad token -> 1 + k), recorded in position_ids. Rows 0-3 = tokenizer.encode_batch(texts) "
+            "(right-padded with <pad> = 1); row 4 = row 1 left-padded; row 5 = row 2 with two masked pad ids "
+            "after its third token. text_ids/text_attention_mask = the same padded batch from the tokenizers "
+            "library, plain_ids = encode(text, add_special_tokens=False), pair_ids/pair_type_ids = "
+            "encode(a, b) (unpadded)."
+        ),
+    }
+    write_json(out / "golden.json", golden)
+    manifest["tiny-roberta"] = {"params": sum(p.numel() for p in model.parameters()),
+                                "vocab_size": tok.get_vocab_size()}
+
+
+# --------------------------------------------------------------------------------------
+
+
+STEPS = {
+    # name: (function, fixture directory it owns or None)
+    "tiny-bert": (make_bert, "tiny-bert"),
+    "bert-f16-bin": (make_bert_f16_bin, None),
+    "minilm-counts": (check_minilm_counts, None),
+    "tiny-gpt2": (make_gpt2, "tiny-gpt2"),
+    "tiny-roberta": (make_roberta, "tiny-roberta"),
+    "trajectory": (make_trajectory, "tiny-bert/trajectory"),
+}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", choices=list(STEPS), help="run only these steps")
+    args = parser.parse_args()
     check_versions()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     torch.set_default_dtype(torch.float32)
 
-    for d in ("tiny-bert", "tiny-gpt2"):
-        shutil.rmtree(FIX / d, ignore_errors=True)
-    (FIX / "MANIFEST.json").unlink(missing_ok=True)
-
-    manifest: dict = {
+    steps = args.only or list(STEPS)
+    manifest: dict = {}
+    if args.only and (FIX / "MANIFEST.json").is_file():
+        manifest = json.loads((FIX / "MANIFEST.json").read_text())
+    manifest.update({
         "generated_by": "scripts/make_fixtures.py",
         "versions": {
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "adapters": adapters.__version__,
         },
-    }
-    make_bert(manifest)
-    make_trajectory(manifest)
-    check_minilm_counts(manifest)
-    make_gpt2(manifest)
+    })
+    for name in steps:
+        fn, owned = STEPS[name]
+        if owned:
+            shutil.rmtree(FIX / owned, ignore_errors=True)
+        fn(manifest)
 
     files = sorted(p for p in FIX.rglob("*") if p.is_file() and p.name not in ("MANIFEST.json", "README.md"))
     manifest["files"] = {

@@ -145,7 +145,7 @@ fn adapter_parameter_counts_equal_adapterhub() {
         );
         let summary =
             param_summary(&model, &Trainable::adapters()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(summary.trainable, seq);
+        assert_eq!(summary.selected, seq);
         let report = attach_adapters(&mut model, &AdapterConfig::houlsby(16.0), &device)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

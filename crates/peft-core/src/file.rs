@@ -263,7 +263,8 @@ pub struct AdapterLoadReport {
 /// modules attached (build them from [`read_adapter_file`]'s config first).
 ///
 /// Errors if the file holds a tensor the model lacks, a tensor has the wrong shape, or the
-/// model has a selected (adapter/head) tensor that the file lacks.
+/// model has a selected (adapter/head) tensor that the file lacks. On error `module` is left as
+/// it was: the weights are applied to a copy, kept only when every check passed.
 pub fn load_adapter_weights<M: Module>(
     module: &mut M,
     dir: impl AsRef<Path>,
@@ -279,7 +280,8 @@ pub fn load_adapter_weights<M: Module>(
     let mut store = SafetensorsStore::from_file(&path)
         .allow_partial(true)
         .validate(false);
-    let result = module
+    let mut staged = module.clone();
+    let result = staged
         .load_from(&mut store)
         .map_err(|e| PeftError::Weights {
             path: path.clone(),
@@ -312,6 +314,7 @@ pub fn load_adapter_weights<M: Module>(
             absent.join(", ")
         )));
     }
+    *module = staged;
     Ok(AdapterLoadReport {
         loaded: result.applied,
     })
@@ -417,10 +420,19 @@ mod tests {
         let mut more = Toy::new(8, 3, &device);
         attach_adapters(&mut more, &AdapterConfig::houlsby(2.0), &device)
             .unwrap_or_else(|e| panic!("{e}"));
+        let before = more.clone();
         let err = load_adapter_weights(&mut more, dir.path(), &file);
         assert!(
             matches!(&err, Err(PeftError::Incompatible { message, .. }) if message.contains("blocks.2")),
             "{err:?}"
+        );
+        // No half-applied load: blocks 0 and 1, which the file fits, keep their (identity)
+        // adapters instead of the file's non-zero ones.
+        let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &device);
+        assert_eq!(
+            more.forward(x.clone()).into_data(),
+            before.forward(x).into_data(),
+            "a failed load must leave the model untouched"
         );
     }
 

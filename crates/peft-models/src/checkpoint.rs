@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::store::{
-    ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot,
+    ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore,
     PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use burn::tensor::DType;
@@ -82,7 +82,11 @@ fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
 /// - `optional`: module paths that may be absent from the checkpoint (adapters, heads); any
 ///   other absent path is a [`ModelError::MissingWeights`];
 /// - tensors with the wrong shape are a [`ModelError::IncompatibleWeights`];
-/// - f16/bf16 checkpoints are cast to f32.
+/// - checkpoint keys the model has no place for are only reported ([`LoadReport::unused`]:
+///   heads such as `cls.*`, buffers such as `position_ids`);
+/// - f16/bf16 checkpoints (`model.safetensors` and `pytorch_model.bin` alike) are cast to f32.
+///
+/// On error `module` is left as it was: the load is applied to a copy, kept only on success.
 ///
 /// Linear weights are transposed from PyTorch's `[out, in]` by burn-store's PyTorch adapter,
 /// which applies to modules of type `Linear` only.
@@ -92,22 +96,48 @@ pub fn load_hf_checkpoint<M: Module>(
     remap: &[(&str, &str)],
     optional: &Trainable,
 ) -> Result<LoadReport> {
-    load_with_scope(module, path, remap, &|p| {
-        optional.matches(p).map_err(Into::into)
-    })
+    load_with_scope(
+        module,
+        path,
+        remap,
+        &|p| optional.matches(p).map_err(Into::into),
+        Unused::Report,
+    )
 }
 
 /// Load only the tensors selected by `only` (e.g. adapters from an AdapterHub file): every
-/// selected module path must be in the file; the rest of the model is left as it is.
+/// selected module path must be in the file, and every tensor of the file must land in the
+/// model (else [`ModelError::UnmatchedWeights`] naming the keys, e.g. adapters of a site or
+/// layer the model has none at); the rest of the model is left as it is. On error `module` is
+/// left as it was.
 pub fn load_hf_subset<M: Module>(
     module: &mut M,
     path: impl AsRef<Path>,
     remap: &[(&str, &str)],
     only: &Trainable,
 ) -> Result<LoadReport> {
-    load_with_scope(module, path, remap, &|p| {
-        only.matches(p).map(|m| !m).map_err(Into::into)
-    })
+    load_with_scope(
+        module,
+        path,
+        remap,
+        &|p| only.matches(p).map(|m| !m).map_err(Into::into),
+        Unused::Error,
+    )
+}
+
+/// What to do with checkpoint keys that land nowhere in the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unused {
+    /// List them in [`LoadReport::unused`] (base checkpoints carry heads and buffers).
+    Report,
+    /// Fail with [`ModelError::UnmatchedWeights`].
+    Error,
+}
+
+/// Every float tensor read from the file becomes f32 (after burn-store's PyTorch layout
+/// adaptation); f32 tensors pass unchanged.
+fn hf_adapter() -> Box<dyn ModuleAdapter> {
+    Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
 }
 
 fn load_with_scope<M: Module>(
@@ -115,6 +145,7 @@ fn load_with_scope<M: Module>(
     path: impl AsRef<Path>,
     remap: &[(&str, &str)],
     optional: &dyn Fn(&str) -> Result<bool>,
+    unused: Unused,
 ) -> Result<LoadReport> {
     let path = path.as_ref();
     if !path.is_file() {
@@ -128,15 +159,22 @@ fn load_with_scope<M: Module>(
     let is_bin = path
         .extension()
         .is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
+    // Staged on a copy (tensors are shared, not duplicated) so that an error leaves `module`
+    // untouched.
+    let mut staged = module.clone();
     let result: ApplyResult = if is_bin {
+        // burn-store's PytorchStore has no adapter hook (it applies PyTorchToBurnAdapter
+        // only): read the remapped tensors and apply them with the f32 cast ourselves.
         let mut store = PytorchStore::from_file(path)
             .remap(remapper)
-            .allow_partial(true)
-            .validate(false)
             .map_indices_contiguous(false);
-        module
-            .load_from(&mut store)
+        let tensors = store
+            .get_all_tensors()
             .map_err(|e| checkpoint_error(path, e))?
+            .values()
+            .cloned()
+            .collect();
+        staged.apply(tensors, None, Some(hf_adapter()), true)
     } else {
         let mut store = SafetensorsStore::from_file(path)
             .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
@@ -144,11 +182,19 @@ fn load_with_scope<M: Module>(
             .allow_partial(true)
             .validate(false)
             .map_indices_contiguous(false);
-        module
+        staged
             .load_from(&mut store)
             .map_err(|e| checkpoint_error(path, e))?
     };
-    check_apply_result(path, result, optional)
+    let report = check_apply_result(path, result, optional)?;
+    if unused == Unused::Error && !report.unused.is_empty() {
+        return Err(ModelError::UnmatchedWeights {
+            path: path.to_path_buf(),
+            keys: report.unused,
+        });
+    }
+    *module = staged;
+    Ok(report)
 }
 
 /// Turn burn-store's apply result into a [`LoadReport`] or the error it implies: model paths

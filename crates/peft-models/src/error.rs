@@ -48,6 +48,18 @@ pub enum ModelError {
         /// The model paths that received no value.
         keys: Vec<String>,
     },
+    /// Tensors of a file that must land entirely in the model (adapter weights) have no place in
+    /// it, e.g. adapters for a site or layer where the model has none (another adapter config).
+    #[error(
+        "{path}: {} tensor(s) match nothing in the model (attach adapters with the file's config first): {}",
+        keys.len(), keys.join(", ")
+    )]
+    UnmatchedWeights {
+        /// The weights file.
+        path: PathBuf,
+        /// The file's keys (after renaming to module paths) that landed nowhere.
+        keys: Vec<String>,
+    },
     /// A tensor in the checkpoint has a shape (or dtype) that does not fit the model.
     #[error("checkpoint {path}: {}", problems.join("; "))]
     IncompatibleWeights {
@@ -72,9 +84,68 @@ pub enum ModelError {
         /// What went wrong and how to work around it.
         message: String,
     },
-    /// Invalid input to a forward pass or generation (e.g. sequence longer than the position table).
+    /// Invalid input to a forward pass or generation (empty batch, mismatched shapes).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A sequence is longer than the model's usable positions.
+    #[error("sequence of {len} tokens exceeds the model's limit of {max}: truncate it (max_len)")]
+    SequenceTooLong {
+        /// Tokens in the sequence.
+        len: usize,
+        /// The model's limit ([`crate::InputLimits::max_len`]).
+        max: usize,
+    },
+    /// A token id is not in the model's vocabulary (usually: a tokenizer of another model).
+    #[error(
+        "token id {id} is outside the model's vocabulary 0..{vocab_size}: is the tokenizer the model's?"
+    )]
+    TokenIdOutOfRange {
+        /// The offending id.
+        id: i64,
+        /// The model's `vocab_size`.
+        vocab_size: usize,
+    },
+    /// A segment (token type) id is not below the model's `type_vocab_size`.
+    #[error(
+        "segment (token type) id {id} is outside 0..{type_vocab_size}: this model has {type_vocab_size} segment type(s)"
+    )]
+    TokenTypeOutOfRange {
+        /// The offending id.
+        id: i64,
+        /// The model's `type_vocab_size`.
+        type_vocab_size: usize,
+    },
+    /// A requested truncation length is longer than the model can embed.
+    #[error("max_len {requested} exceeds the model's limit of {max} tokens")]
+    MaxLenTooLarge {
+        /// The requested length.
+        requested: usize,
+        /// The model's limit ([`crate::InputLimits::max_len`]).
+        max: usize,
+    },
+    /// A tokenizer does not belong to the model (its ids would not fit the embeddings).
+    #[error(
+        "the tokenizer does not fit the model: its {what} is {value}, the model's {limit_name} is {limit} (is it the model's tokenizer?)"
+    )]
+    TokenizerMismatch {
+        /// What is out of range (`vocabulary size`, `pad id (<pad>)`, ...).
+        what: String,
+        /// The tokenizer's value.
+        value: usize,
+        /// Which model bound it exceeds (`vocab_size`, `type_vocab_size`).
+        limit_name: &'static str,
+        /// The model's bound.
+        limit: usize,
+    },
+    /// One row of a batch or data set is invalid.
+    #[error("row {row}: {source}")]
+    InvalidRow {
+        /// Index of the row.
+        row: usize,
+        /// What is wrong with it.
+        #[source]
+        source: Box<ModelError>,
+    },
     /// An adapter-level error from `peft-core`.
     #[error(transparent)]
     Peft(#[from] peft_core::PeftError),

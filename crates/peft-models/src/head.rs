@@ -13,8 +13,11 @@ use crate::bert::{BertConfig, BertInput, BertModel, cls};
 use crate::checkpoint::LoadReport;
 use crate::error::{ModelError, Result};
 
-/// Regex selecting the parameters of a head (module field `head`).
-pub const HEAD_PATTERN: &str = r"(^|\.)head\.";
+/// Regex selecting the parameters of the task head (field `head` of [`BertClassifier`]): its
+/// own layers (`dense`, `classifier`) as whole path segments, so that a base module that merely
+/// has `head` in its path (`encoder.head.weight`) stays frozen. Not anchored at the start:
+/// training checkpoints name the model's tensors under a prefix.
+pub const HEAD_PATTERN: &str = r"(^|\.)head\.(dense|classifier)\.(weight|bias)$";
 
 /// How the sentence vector is formed from the encoder output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

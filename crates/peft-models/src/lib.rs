@@ -2,13 +2,14 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`bert`] | BERT (post-LN encoder): config, embeddings, attention, layer, model, checkpoint names |
+//! | [`bert`] | BERT and RoBERTa (post-LN encoder): config, embeddings, attention, layer, model, checkpoint names |
 //! | [`gpt2`] | GPT-2 (pre-LN decoder, tied LM head): config, Conv1D, attention, block, model, checkpoint names, KV-cached generation, causal LM loss |
 //! | [`head`] | task heads: [`head::ClassificationHead`] and [`head::BertClassifier`] |
 //! | [`adapterhub`] | loading adapter weights saved by AdapterHub |
 //! | [`golden`] | golden tensor files for parity tests against PyTorch |
 //! | [`checkpoint`] | loading `model.safetensors` / `pytorch_model.bin` with burn-store, load reports |
-//! | [`tokenizer`] | `tokenizer.json` through the `tokenizers` crate, padding to the longest item |
+//! | [`tokenizer`] | `tokenizer.json` through the `tokenizers` crate, padding to the longest item, fitting a model |
+//! | [`limits`] | [`InputLimits`]: the ids and lengths a model accepts, checked before any tensor op |
 //! | [`hub`] | resolving a local directory or downloading from the Hugging Face Hub |
 //! | [`error`] | [`ModelError`] |
 //!
@@ -24,7 +25,9 @@ pub mod golden;
 pub mod gpt2;
 pub mod head;
 pub mod hub;
+pub mod limits;
 pub mod tokenizer;
 
 pub use checkpoint::{LoadReport, find_checkpoint};
 pub use error::{ModelError, Result};
+pub use limits::InputLimits;

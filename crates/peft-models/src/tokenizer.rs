@@ -15,6 +15,7 @@ use tokenizers::{
 };
 
 use crate::error::{ModelError, Result};
+use crate::limits::InputLimits;
 
 /// Context string used in errors for tokenizers not loaded from a file.
 const IN_MEMORY: &str = "<in-memory tokenizer>";
@@ -24,13 +25,18 @@ const IN_MEMORY: &str = "<in-memory tokenizer>";
 /// Padding: the pad id, pad token and pad type id come from the `padding` section of the
 /// `tokenizer.json` when there is one (its strategy, e.g. all-MiniLM-L6-v2's fixed 128, is
 /// ignored: batches are always padded to their longest item, on the right). Without such a
-/// section the pad token is `[PAD]` when the vocabulary has it, otherwise id 0 (GPT-2 has no pad
-/// token: id 0 is then only a filler, masked out by the attention mask). Override it with
-/// [`TextTokenizer::with_pad_token`].
+/// section the pad token is `[PAD]` (BERT) or `<pad>` (RoBERTa) when the vocabulary has it,
+/// otherwise id 0 (GPT-2 has no pad token: id 0 is then only a filler, masked out by the
+/// attention mask). Override it with [`TextTokenizer::with_pad_token`].
 ///
 /// Truncation: the `truncation` section of the file (its `max_length`) is kept unless
 /// [`TextTokenizer::with_max_len`] sets another limit; sentence pairs are truncated
 /// longest-first. [`TextTokenizer::encode_plain`] never truncates.
+///
+/// Model fit: [`TextTokenizer::fit_to_model`] checks the tokenizer against a model's
+/// [`InputLimits`] (vocabulary, pad and special ids, truncation length) and, when the file has
+/// no truncation (roberta-base's has none), truncates to the model's usable length rather than
+/// rejecting the file: every encoded sequence then fits the model.
 #[derive(Debug, Clone)]
 pub struct TextTokenizer {
     /// Tokenizer with truncation configured and padding disabled.
@@ -282,8 +288,11 @@ impl TextTokenizer {
     fn build(mut tokenizer: Tokenizer, source: String) -> Result<Self> {
         let (pad_id, pad_type_id, pad_token) = match tokenizer.get_padding() {
             Some(p) => (p.pad_id, p.pad_type_id, p.pad_token.clone()),
-            None => match tokenizer.token_to_id("[PAD]") {
-                Some(id) => (id, 0, "[PAD]".to_string()),
+            None => match ["[PAD]", "<pad>"]
+                .into_iter()
+                .find_map(|t| tokenizer.token_to_id(t).map(|id| (id, t)))
+            {
+                Some((id, token)) => (id, 0, token.to_string()),
                 None => {
                     let token = tokenizer
                         .id_to_token(0)
@@ -357,6 +366,35 @@ impl TextTokenizer {
     pub fn with_max_len(mut self, max_len: usize) -> Result<Self> {
         self.set_truncation(Some(max_len))?;
         Ok(self)
+    }
+
+    /// Checks that this tokenizer fits a model with `limits` and makes every encoding fit it:
+    /// without a truncation length (a `tokenizer.json` whose `truncation` is null), truncation
+    /// is set to `limits.max_len`; an explicit one must not exceed it.
+    ///
+    /// # Errors
+    /// [`ModelError::TokenizerMismatch`] when the vocabulary is larger than the model's, or the
+    /// pad id, a special token id or the pad type id is out of the model's range;
+    /// [`ModelError::MaxLenTooLarge`] when the truncation length exceeds `limits.max_len`.
+    pub fn fit_to_model(mut self, limits: &InputLimits) -> Result<Self> {
+        if self.max_len.is_none() {
+            self.set_truncation(Some(limits.max_len))?;
+        }
+        limits.check_tokenizer(&self)?;
+        Ok(self)
+    }
+
+    /// The special added tokens `(id, content)` (`[CLS]`, `<s>`, `<pad>`, ...), by id.
+    pub fn special_tokens(&self) -> Vec<(u32, String)> {
+        let mut tokens: Vec<(u32, String)> = self
+            .plain
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, t)| (id, t.content))
+            .collect();
+        tokens.sort();
+        tokens
     }
 
     /// Uses `id` (whose token is `token`) for padding, e.g. GPT-2's `<|endoftext|>` (50256).
@@ -736,6 +774,46 @@ mod tests {
         assert_eq!(b.input_ids, vec![2, 11, 3, 12, 2, 4, 5, 3]);
         assert!(tiny().with_pad_token(99, "<x>").is_err());
         assert!(tiny().with_pad_token(12, "[PAD]").is_err());
+    }
+
+    #[test]
+    fn fit_to_model_sets_missing_truncation_and_rejects_other_models() {
+        let limits = InputLimits {
+            vocab_size: 13,
+            max_len: 6,
+            type_vocab_size: 2,
+        };
+        let tok = tiny().fit_to_model(&limits).expect("fits");
+        assert_eq!(
+            tok.max_len(),
+            Some(6),
+            "no truncation in the tokenizer: the model's"
+        );
+        let e = tok.encode_one("the cat sat on the mat").expect("encode");
+        assert_eq!(e.input_ids, vec![2, 6, 7, 8, 9, 3]);
+        let kept = tiny().with_max_len(5).expect("max len");
+        assert_eq!(kept.fit_to_model(&limits).expect("fits").max_len(), Some(5));
+        let longer = tiny().with_max_len(7).expect("max len");
+        assert!(matches!(
+            longer.fit_to_model(&limits),
+            Err(ModelError::MaxLenTooLarge {
+                requested: 7,
+                max: 6
+            })
+        ));
+        let smaller = InputLimits {
+            vocab_size: 12,
+            ..limits
+        };
+        assert!(matches!(
+            tiny().fit_to_model(&smaller),
+            Err(ModelError::TokenizerMismatch {
+                value: 13,
+                limit: 12,
+                limit_name: "vocab_size",
+                ..
+            })
+        ));
     }
 
     #[test]

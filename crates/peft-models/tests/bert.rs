@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, Tolerance};
+use burn::tensor::{Device, Int, Tensor, TensorData, Tolerance};
 use peft_core::{AdapterConfig, BottleneckWidth, attach_adapters};
 use peft_models::ModelError;
 use peft_models::adapterhub::load_adapterhub_weights;
@@ -121,6 +121,32 @@ fn f16_checkpoint_is_cast_to_f32() {
     );
 }
 
+/// An f16 `pytorch_model.bin` (with the `bert.` prefix) is cast to f32 like f16 safetensors:
+/// the same outputs as PyTorch on the f16-rounded weights, and the f32 golden within f16
+/// rounding (max |diff| 1.6e-3 in PyTorch).
+#[test]
+fn f16_pytorch_bin_is_cast_to_f32() {
+    let device = device();
+    let g = golden();
+    let model = load("pytorch_model-f16.bin");
+    let word = model.embeddings.word_embeddings.weight.val();
+    assert_eq!(word.dtype(), burn::tensor::DType::F32);
+    let out = model.forward(input(&g, &device));
+    let f16 = g
+        .float::<3>("f16_last_hidden_state", &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_close(
+        out.last_hidden_state.clone(),
+        f16,
+        1e-5,
+        "f16 .bin last_hidden_state",
+    );
+    let f32 = g
+        .float::<3>("last_hidden_state", &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_close(out.last_hidden_state, f32, 5e-3, "f16 .bin vs f32 golden");
+}
+
 #[test]
 fn identity_adapters_leave_outputs_unchanged() {
     let device = device();
@@ -192,6 +218,55 @@ fn adapterhub_presets_match_with_nonzero_weights() {
             name,
         );
     }
+}
+
+/// An AdapterHub file whose tensors do not all land in the model (its config differs from
+/// the attached one) is an error naming them, and the model is left untouched.
+#[test]
+fn adapterhub_file_with_unmatched_tensors_is_an_error_and_loads_nothing() {
+    let device = device();
+    let base = load("model.safetensors");
+    let x = input(&golden(), &device);
+    // Model: seq_bn (output site only); file: double_seq_bn (attention and output sites).
+    let mut model = base.clone();
+    attach_adapters(&mut model, &AdapterConfig::pfeiffer(4.0), &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = model.forward(x.clone()).last_hidden_state;
+    let file = fixtures().join("adapters/double_seq_bn-hub/adapter.safetensors");
+    let err = load_adapterhub_weights(&mut model, &file);
+    match &err {
+        Err(ModelError::UnmatchedWeights { keys, .. }) => {
+            assert_eq!(
+                keys.len(),
+                2 * 4,
+                "4 attention-site tensors per layer: {keys:?}"
+            );
+            assert!(
+                keys.iter()
+                    .all(|k| k.contains(".attention.output.adapter.")),
+                "{keys:?}"
+            );
+        }
+        other => panic!("expected UnmatchedWeights, got {other:?}"),
+    }
+    // No half-applied load: the output-site adapters, which do fit, kept their identity init.
+    let after = model.forward(x.clone()).last_hidden_state;
+    assert_close(after, before.clone(), 0.0, "model untouched");
+    let plain = base.forward(x).last_hidden_state;
+    assert_close(before, plain, 1e-6, "fresh adapters are the identity");
+
+    // The other way round: the model has adapters the file lacks (a missing-weights error).
+    let mut model = base.clone();
+    attach_adapters(&mut model, &AdapterConfig::houlsby(4.0), &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = load_adapterhub_weights(
+        &mut model,
+        fixtures().join("adapters/seq_bn-hub/adapter.safetensors"),
+    );
+    assert!(
+        matches!(&err, Err(ModelError::MissingWeights { keys, .. }) if keys.len() == 8),
+        "{err:?}"
+    );
 }
 
 fn copy_fixture_dir() -> tempfile::TempDir {
@@ -291,10 +366,55 @@ fn malformed_and_inconsistent_configs_are_typed_errors() {
 fn too_long_input_is_an_error_not_a_panic() {
     let model = load("model.safetensors");
     let ids = Tensor::<2, burn::tensor::Int>::zeros([1, 65], &device());
-    assert!(matches!(
-        model.try_forward(BertInput::new(ids)),
-        Err(ModelError::InvalidInput(_))
-    ));
+    let err = model.try_forward(BertInput::new(ids));
+    assert!(
+        matches!(err, Err(ModelError::SequenceTooLong { len: 65, max: 64 })),
+        "{err:?}"
+    );
+}
+
+/// Token ids >= vocab_size and segment ids >= type_vocab_size are typed errors before any
+/// tensor op (they used to reach the embedding gather).
+#[test]
+fn out_of_range_ids_are_typed_errors() {
+    let device = device();
+    let model = load("model.safetensors");
+    let ids = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [1, 3]), &device);
+    let err = model.try_forward(BertInput::new(ids(vec![2, 99, 3])));
+    assert!(
+        matches!(
+            err,
+            Err(ModelError::TokenIdOutOfRange {
+                id: 99,
+                vocab_size: 99
+            })
+        ),
+        "{err:?}"
+    );
+    let err = model
+        .try_forward(BertInput::new(ids(vec![2, 98, 3])).with_token_type_ids(ids(vec![0, 1, 2])));
+    assert!(
+        matches!(
+            err,
+            Err(ModelError::TokenTypeOutOfRange {
+                id: 2,
+                type_vocab_size: 2
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(
+        model
+            .try_forward(
+                BertInput::new(ids(vec![2, 98, 3])).with_token_type_ids(ids(vec![0, 1, 1]))
+            )
+            .is_ok()
+    );
+    let limits = model.input_limits();
+    assert_eq!(
+        (limits.vocab_size, limits.max_len, limits.type_vocab_size),
+        (99, 64, 2)
+    );
 }
 
 #[test]
@@ -304,4 +424,30 @@ fn bert_config_validates_in_code_too() {
         bad.init(&device()),
         Err(ModelError::InvalidConfig(_))
     ));
+}
+
+/// The trainable selection names adapter and head parameters only: base parameters whose path
+/// merely contains `adapter` or `head` stay frozen.
+#[test]
+fn trainable_selection_matches_adapter_and_head_paths_only() {
+    let t = peft_models::head::BertClassifier::adapter_trainable();
+    for (path, expected) in [
+        ("head.classifier.weight", true),
+        ("head.dense.bias", true),
+        ("model.head.classifier.weight", true),
+        (
+            "bert.encoder.layer.0.output.adapter.adapter_up.weight",
+            true,
+        ),
+        ("bert.encoder.head.weight", false),
+        ("bert.encoder.adapter.weight", false),
+        ("bert.encoder.layer.0.adapter_gate.weight", false),
+        ("bert.heads.classifier.weight", false),
+    ] {
+        assert_eq!(
+            t.matches(path).unwrap_or_else(|e| panic!("{e}")),
+            expected,
+            "{path}"
+        );
+    }
 }

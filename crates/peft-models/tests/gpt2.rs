@@ -255,7 +255,7 @@ fn cached_incremental_decoding_matches_full_forward() {
         let one = Tensor::<2, Int>::zeros([1, 1], &device);
         assert!(matches!(
             model.try_forward_with_cache(one, None, &mut long),
-            Err(ModelError::InvalidInput(_))
+            Err(ModelError::SequenceTooLong { len: 33, max: 32 })
         ));
     }
 }
@@ -505,13 +505,16 @@ fn bad_inputs_are_errors_not_panics() {
     let too_long = Tensor::<2, Int>::zeros([1, 33], &device);
     assert!(matches!(
         model.try_forward(too_long, None),
-        Err(ModelError::InvalidInput(_))
+        Err(ModelError::SequenceTooLong { len: 33, max: 32 })
     ));
     let out_of_vocab =
         Tensor::<2, Int>::from_data(TensorData::new(vec![3i64, 97], [1, 2]), &device);
     assert!(matches!(
         model.try_forward(out_of_vocab, None),
-        Err(ModelError::InvalidInput(_))
+        Err(ModelError::TokenIdOutOfRange {
+            id: 97,
+            vocab_size: 97
+        })
     ));
     let ok = Tensor::<2, Int>::from_data(TensorData::new(vec![3i64, 96], [1, 2]), &device);
     let bad_mask = Tensor::<2, Int>::ones([1, 3], &device);

@@ -16,6 +16,7 @@ use std::time::Duration;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use peft_models::InputLimits;
 use peft_models::tokenizer::{EncodedBatch, TextTokenizer};
 
 use crate::error::{Result, TrainError};
@@ -654,6 +655,22 @@ impl ClassificationBatcher {
     /// The tokenizer whose padding settings are used.
     pub fn tokenizer(&self) -> &Arc<TextTokenizer> {
         &self.tokenizer
+    }
+
+    /// Error unless this batcher's tokenizer and every item fit a model with `limits`
+    /// (length, token and segment ids, pad ids), before any batch reaches the model.
+    ///
+    /// # Errors
+    /// [`TrainError::Model`] with the [`peft_models::ModelError`] naming the value and the limit
+    /// (for an item: its index, as [`peft_models::ModelError::InvalidRow`]).
+    pub fn check_fits(&self, limits: &InputLimits, items: &[EncodedItem]) -> Result<()> {
+        limits.check_tokenizer(&self.tokenizer)?;
+        limits.check_rows(
+            items
+                .iter()
+                .map(|i| (i.input_ids.as_slice(), i.token_type_ids.as_slice())),
+        )?;
+        Ok(())
     }
 
     /// The padded ids of `items` without building tensors.

@@ -247,7 +247,8 @@ pub fn prepare_model(
     Ok((model, attached, summary))
 }
 
-/// Evaluate `model` (used in eval mode: no dropout) on `items`.
+/// Evaluate `model` (used in eval mode: no dropout) on `items`, after checking that they and
+/// the batcher's tokenizer fit the model.
 pub fn evaluate(
     model: &BertClassifier,
     items: &[EncodedItem],
@@ -258,6 +259,7 @@ pub fn evaluate(
     if items.is_empty() {
         return Err(TrainError::InvalidConfig("nothing to evaluate".into()));
     }
+    batcher.check_fits(&model.bert.input_limits(), items)?;
     let task = ClassificationTask::new(model.valid(), StepGuard::default());
     let loader = EpochLoader::new(
         items.to_vec(),
@@ -384,6 +386,9 @@ pub fn train_classifier(
         }
         (_, dir) => dir.clone(),
     };
+    let limits = model.bert.input_limits();
+    batcher.check_fits(&limits, &data.train)?;
+    batcher.check_fits(&limits, &data.valid)?;
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let started = Instant::now();
     let device = training_device(&model)?;

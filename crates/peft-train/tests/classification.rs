@@ -283,3 +283,83 @@ fn full_fine_tuning_is_saved_as_a_model_not_an_adapter() {
         "the shared base after refused loads",
     );
 }
+
+/// Items that do not fit the model (too long, token id >= vocab_size, segment id >=
+/// type_vocab_size) are typed errors naming the row, the value and the limit, before any batch
+/// reaches the model, in training and in evaluation.
+#[test]
+fn items_that_do_not_fit_the_model_are_typed_errors() {
+    use peft_models::ModelError;
+    let device = Device::flex().autodiff();
+    let tok = tokenizer();
+    let batcher = ClassificationBatcher::new(tok.clone());
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    type Case = (
+        usize,
+        fn(&mut peft_train::data::EncodedItem),
+        fn(&ModelError) -> bool,
+    );
+    let cases: [Case; 3] = [
+        (
+            5,
+            |i| i.input_ids = vec![4; 65],
+            |e| matches!(e, ModelError::SequenceTooLong { len: 65, max: 64 }),
+        ),
+        (
+            7,
+            |i| i.input_ids[1] = 99,
+            |e| {
+                matches!(
+                    e,
+                    ModelError::TokenIdOutOfRange {
+                        id: 99,
+                        vocab_size: 99
+                    }
+                )
+            },
+        ),
+        (
+            9,
+            |i| i.token_type_ids = vec![2; i.input_ids.len()],
+            |e| {
+                matches!(
+                    e,
+                    ModelError::TokenTypeOutOfRange {
+                        id: 2,
+                        type_vocab_size: 2
+                    }
+                )
+            },
+        ),
+    ];
+    for (index, spoil, expected) in cases {
+        let mut data = data(&tok);
+        spoil(&mut data.train[index]);
+        let err = train_classifier(
+            model(&device),
+            &data,
+            batcher.clone(),
+            &config(1),
+            out.path(),
+            quiet(),
+        );
+        match err {
+            Err(TrainError::Model(ModelError::InvalidRow { row, source })) => {
+                assert_eq!(row, index);
+                assert!(expected(&source), "{source:?}");
+            }
+            other => panic!("expected a row error, got {:?}", other.map(|(_, r)| r)),
+        }
+        let err = peft_train::trainer::evaluate(
+            &model(&Device::flex()),
+            &data.train,
+            &batcher,
+            8,
+            &Device::flex(),
+        );
+        assert!(
+            matches!(&err, Err(TrainError::Model(ModelError::InvalidRow { row, .. })) if *row == index),
+            "{err:?}"
+        );
+    }
+}

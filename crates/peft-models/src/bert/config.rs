@@ -6,6 +6,7 @@ use burn::config::Config;
 use serde::Deserialize;
 
 use crate::error::{ModelError, Result};
+use crate::limits::InputLimits;
 
 /// Architecture of a BERT encoder (post-LN), with Hugging Face's defaults for `bert-base-uncased`.
 #[derive(Config, Debug, PartialEq)]
@@ -43,12 +44,40 @@ pub struct BertConfig {
     /// LayerNorm epsilon (BERT uses 1e-12, not burn's 1e-5). Default: 1e-12.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
-    /// Padding token id. Default: 0.
+    /// Padding token id (RoBERTa: also the position offset). Default: 0.
     #[config(default = 0)]
     pub pad_token_id: usize,
     /// Whether the model has the pooler (dense + tanh on `[CLS]`). Default: true.
     #[config(default = true)]
     pub add_pooling_layer: bool,
+    /// How position ids are formed (BERT or RoBERTa). Default: `PositionScheme::Sequential`.
+    #[config(default = "PositionScheme::Sequential")]
+    pub position_scheme: PositionScheme,
+}
+
+/// How a BERT-family encoder numbers positions (selects the family: it is the only
+/// architectural difference between BERT and RoBERTa, besides the checkpoint key prefix).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionScheme {
+    /// BERT: positions `0..seq` in every row; usable length `max_position_embeddings`.
+    #[default]
+    Sequential,
+    /// RoBERTa, XLM-RoBERTa, CamemBERT (fairseq, HF `create_position_ids_from_input_ids`):
+    /// from the token ids, a pad token (`pad_token_id`) gets position `pad_token_id`, the k-th
+    /// non-pad token of a row (k = 1, 2, ...) gets `pad_token_id + k`; usable length
+    /// `max_position_embeddings - pad_token_id - 1` (514 -> 512 for roberta-base).
+    PaddingOffset,
+}
+
+impl PositionScheme {
+    /// The architecture name written into adapter files (`bert` or `roberta`).
+    pub fn architecture(self) -> &'static str {
+        match self {
+            Self::Sequential => "bert",
+            Self::PaddingOffset => "roberta",
+        }
+    }
 }
 
 /// Feed-forward activations found in BERT-family checkpoints.
@@ -190,11 +219,11 @@ impl TryFrom<HfBertConfig> for BertConfig {
 
     fn try_from(hf: HfBertConfig) -> Result<Self> {
         let invalid = |m: String| Err(ModelError::InvalidConfig(m));
-        if let Some(t) = hf.model_type.as_deref()
-            && !matches!(t, "bert" | "roberta" | "xlm-roberta" | "camembert")
-        {
-            return invalid(format!("model_type `{t}` is not a BERT model"));
-        }
+        let position_scheme = match hf.model_type.as_deref() {
+            None | Some("bert") => PositionScheme::Sequential,
+            Some("roberta" | "xlm-roberta" | "camembert") => PositionScheme::PaddingOffset,
+            Some(t) => return invalid(format!("model_type `{t}` is not a BERT model")),
+        };
         if let Some(p) = hf.position_embedding_type.as_deref()
             && p != "absolute"
         {
@@ -244,11 +273,23 @@ impl TryFrom<HfBertConfig> for BertConfig {
         .map_err(|_| {
             ModelError::InvalidConfig(format!("hidden_act `{}` is not supported", hf.hidden_act))
         })?;
-        let pad = hf.pad_token_id.unwrap_or(0);
+        // transformers' defaults: BertConfig pad 0, RobertaConfig (and its kin) pad 1.
+        let pad = hf.pad_token_id.unwrap_or(match position_scheme {
+            PositionScheme::Sequential => 0,
+            PositionScheme::PaddingOffset => 1,
+        });
         if pad >= hf.vocab_size {
             return invalid(format!(
                 "pad_token_id {pad} >= vocab_size {}",
                 hf.vocab_size
+            ));
+        }
+        if position_scheme == PositionScheme::PaddingOffset && hf.max_position_embeddings <= pad + 1
+        {
+            return invalid(format!(
+                "max_position_embeddings {} leaves no position after the padding offset \
+                 (pad_token_id {pad} + 1)",
+                hf.max_position_embeddings
             ));
         }
         Ok(BertConfig::new()
@@ -263,7 +304,8 @@ impl TryFrom<HfBertConfig> for BertConfig {
             .with_max_position_embeddings(hf.max_position_embeddings)
             .with_type_vocab_size(hf.type_vocab_size)
             .with_layer_norm_eps(hf.layer_norm_eps)
-            .with_pad_token_id(pad))
+            .with_pad_token_id(pad)
+            .with_position_scheme(position_scheme))
     }
 }
 
@@ -281,7 +323,13 @@ impl BertConfig {
     /// Validate a config built in code (the same checks as for `config.json`).
     pub fn validate(&self) -> Result<()> {
         let hf = HfBertConfig {
-            model_type: None,
+            model_type: Some(
+                match self.position_scheme {
+                    PositionScheme::Sequential => "bert",
+                    PositionScheme::PaddingOffset => "roberta",
+                }
+                .into(),
+            ),
             vocab_size: self.vocab_size,
             hidden_size: self.hidden_size,
             num_hidden_layers: self.num_hidden_layers,
@@ -302,6 +350,26 @@ impl BertConfig {
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads.max(1)
+    }
+
+    /// Longest usable sequence, special tokens included: `max_position_embeddings`, minus
+    /// `pad_token_id + 1` under [`PositionScheme::PaddingOffset`].
+    pub fn max_sequence_len(&self) -> usize {
+        match self.position_scheme {
+            PositionScheme::Sequential => self.max_position_embeddings,
+            PositionScheme::PaddingOffset => self
+                .max_position_embeddings
+                .saturating_sub(self.pad_token_id + 1),
+        }
+    }
+
+    /// The ids and lengths this model accepts (check data and tokenizers against them).
+    pub fn input_limits(&self) -> InputLimits {
+        InputLimits {
+            vocab_size: self.vocab_size,
+            max_len: self.max_sequence_len(),
+            type_vocab_size: self.type_vocab_size,
+        }
     }
 }
 
@@ -348,5 +416,24 @@ mod tests {
         assert!(matches!(e, Err(ModelError::InvalidConfig(_))));
         let e = parse(r#"{"num_hidden_layers": 0}"#);
         assert!(matches!(e, Err(ModelError::InvalidConfig(_))));
+        let e = parse(r#"{"model_type": "roberta", "max_position_embeddings": 2}"#);
+        assert!(matches!(e, Err(ModelError::InvalidConfig(m)) if m.contains("padding offset")));
+    }
+
+    #[test]
+    fn roberta_family_uses_the_padding_offset_scheme() {
+        for t in ["roberta", "xlm-roberta", "camembert"] {
+            let c = parse(&format!(
+                r#"{{"model_type": "{t}", "max_position_embeddings": 514, "type_vocab_size": 1}}"#
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(c.position_scheme, PositionScheme::PaddingOffset, "{t}");
+            assert_eq!(c.pad_token_id, 1, "{t}: RobertaConfig's default pad id");
+            assert_eq!(c.max_sequence_len(), 512, "{t}");
+            assert_eq!(c.input_limits().type_vocab_size, 1);
+        }
+        let c = parse(r#"{"model_type": "bert"}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.position_scheme, PositionScheme::Sequential);
+        assert_eq!((c.pad_token_id, c.max_sequence_len()), (0, 512));
     }
 }

@@ -9,6 +9,7 @@ use super::config::BertConfig;
 use super::embeddings::BertEmbeddings;
 use super::layer::BertLayer;
 use crate::error::{ModelError, Result};
+use crate::limits::InputLimits;
 
 /// The stack of encoder layers (HF `encoder`).
 #[derive(Module, Debug)]
@@ -89,12 +90,16 @@ pub struct BertModel {
     pub encoder: BertEncoder,
     /// HF `pooler`, if the model has one.
     pub pooler: Option<BertPooler>,
-    /// Size of the position table (longest accepted sequence).
+    /// Size of the position table.
     pub max_position_embeddings: usize,
     /// Model width.
     pub hidden_size: usize,
     /// Number of token types.
     pub type_vocab_size: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Longest accepted sequence ([`BertConfig::max_sequence_len`]).
+    pub max_sequence_len: usize,
 }
 
 impl BertConfig {
@@ -114,6 +119,8 @@ impl BertConfig {
             max_position_embeddings: self.max_position_embeddings,
             hidden_size: self.hidden_size,
             type_vocab_size: self.type_vocab_size,
+            vocab_size: self.vocab_size,
+            max_sequence_len: self.max_sequence_len(),
         })
     }
 }
@@ -127,18 +134,25 @@ pub fn mask_bias(attention_mask: Tensor<2, Int>) -> Tensor<4> {
 }
 
 impl BertModel {
-    /// Check that `input` fits the model (sequence length, matching shapes).
+    /// The ids and lengths this model accepts (see [`InputLimits`]).
+    pub fn input_limits(&self) -> InputLimits {
+        InputLimits {
+            vocab_size: self.vocab_size,
+            max_len: self.max_sequence_len,
+            type_vocab_size: self.type_vocab_size,
+        }
+    }
+
+    /// Check that `input` fits the model before any tensor op: non-empty, matching shapes,
+    /// `seq` within the usable positions, token ids in `0..vocab_size` and segment ids in
+    /// `0..type_vocab_size` (this reads the id ranges back from the device).
     pub fn check_input(&self, input: &BertInput) -> Result<()> {
         let [b, s] = input.input_ids.dims();
         if s == 0 || b == 0 {
             return Err(ModelError::InvalidInput("empty batch or sequence".into()));
         }
-        if s > self.max_position_embeddings {
-            return Err(ModelError::InvalidInput(format!(
-                "sequence length {s} exceeds max_position_embeddings {}: truncate the input",
-                self.max_position_embeddings
-            )));
-        }
+        let limits = self.input_limits();
+        limits.check_len(s)?;
         for (name, t) in [
             ("token_type_ids", &input.token_type_ids),
             ("attention_mask", &input.attention_mask),
@@ -153,6 +167,17 @@ impl BertModel {
                 )));
             }
         }
+        let ids = &input.input_ids;
+        limits.check_token_id_range(
+            ids.clone().min().into_scalar::<i64>(),
+            ids.clone().max().into_scalar::<i64>(),
+        )?;
+        if let Some(types) = &input.token_type_ids {
+            limits.check_token_type_range(
+                types.clone().min().into_scalar::<i64>(),
+                types.clone().max().into_scalar::<i64>(),
+            )?;
+        }
         Ok(())
     }
 
@@ -162,7 +187,7 @@ impl BertModel {
         Ok(self.forward(input))
     }
 
-    /// Encode a batch. Inputs are `[batch, seq]` with `seq <= max_position_embeddings`
+    /// Encode a batch. Inputs are `[batch, seq]` with `seq <= max_sequence_len` and ids in range
     /// (see [`BertModel::try_forward`] for a checked call).
     pub fn forward(&self, input: BertInput) -> BertModelOutput {
         let device = input.input_ids.device();
@@ -188,7 +213,7 @@ impl BertModel {
     /// Description of this base model for adapter files.
     pub fn base_info(&self) -> BaseModelInfo {
         BaseModelInfo {
-            architecture: "bert".into(),
+            architecture: self.embeddings.position_scheme.architecture().into(),
             hidden_size: self.hidden_size,
             num_layers: self.encoder.layer.len(),
             name_or_path: None,

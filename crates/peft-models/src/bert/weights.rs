@@ -5,18 +5,34 @@ use std::path::Path;
 use burn::tensor::Device;
 use peft_core::Trainable;
 
-use super::config::BertConfig;
+use super::config::{BertConfig, PositionScheme};
 use super::model::BertModel;
 use crate::checkpoint::{LoadReport, find_checkpoint, load_hf_checkpoint};
 use crate::error::Result;
 
-/// Checkpoint key -> module path rewrites: optional `bert.` prefix, `LayerNorm` ->
-/// `layer_norm`, `attention.self` -> `attention.self_attn`.
+/// Checkpoint key -> module path rewrites: optional `bert.` prefix (`BertFor*` heads),
+/// `LayerNorm` -> `layer_norm`, `attention.self` -> `attention.self_attn`.
 pub const BERT_KEY_REMAP: [(&str, &str); 3] = [
     (r"^bert\.", ""),
     (r"\.LayerNorm\.", ".layer_norm."),
     (r"\.attention\.self\.", ".attention.self_attn."),
 ];
+
+/// The same for RoBERTa checkpoints, whose `RobertaFor*` heads prefix keys with `roberta.`
+/// (XLM-RoBERTa and CamemBERT checkpoints use it too).
+pub const ROBERTA_KEY_REMAP: [(&str, &str); 3] = [
+    (r"^roberta\.", ""),
+    (r"\.LayerNorm\.", ".layer_norm."),
+    (r"\.attention\.self\.", ".attention.self_attn."),
+];
+
+/// The key rewrites for a model family.
+pub fn key_remap(scheme: PositionScheme) -> &'static [(&'static str, &'static str)] {
+    match scheme {
+        PositionScheme::Sequential => &BERT_KEY_REMAP,
+        PositionScheme::PaddingOffset => &ROBERTA_KEY_REMAP,
+    }
+}
 
 /// Module paths that a base BERT checkpoint does not hold: adapters (and, in a wrapper,
 /// heads, which callers add to the selection).
@@ -27,7 +43,8 @@ pub fn bert_optional_paths() -> Trainable {
 impl BertModel {
     /// Load weights from a checkpoint file into this model (adapters keep their values).
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<LoadReport> {
-        load_hf_checkpoint(self, path, &BERT_KEY_REMAP, &bert_optional_paths())
+        let remap = key_remap(self.embeddings.position_scheme);
+        load_hf_checkpoint(self, path, remap, &bert_optional_paths())
     }
 
     /// Build from a Hugging Face model directory: `config.json` plus `model.safetensors` or

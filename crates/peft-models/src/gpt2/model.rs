@@ -13,6 +13,7 @@ use super::block::Gpt2Block;
 use super::config::Gpt2Config;
 use super::embeddings::{embed, tied_logits};
 use crate::error::{ModelError, Result};
+use crate::limits::InputLimits;
 
 /// GPT-2 with adapter sites and its LM head (HF `GPT2LMHeadModel`; the head is tied to `wte`, so
 /// it has no parameter of its own).
@@ -90,13 +91,8 @@ impl Gpt2Model {
         if s == 0 || b == 0 {
             return Err(ModelError::InvalidInput("empty batch or sequence".into()));
         }
-        if past + s > self.n_positions {
-            return Err(ModelError::InvalidInput(format!(
-                "sequence length {} exceeds n_positions {}: truncate the input",
-                past + s,
-                self.n_positions
-            )));
-        }
+        let limits = self.input_limits();
+        limits.check_len(past + s)?;
         if let Some(mask) = attention_mask
             && mask.dims() != [b, past + s]
         {
@@ -106,15 +102,20 @@ impl Gpt2Model {
                 [b, past + s]
             )));
         }
-        let min = input_ids.clone().min().into_scalar::<i64>();
-        let max = input_ids.clone().max().into_scalar::<i64>();
-        if min < 0 || max >= self.vocab_size as i64 {
-            return Err(ModelError::InvalidInput(format!(
-                "token ids must be in 0..{}, got values in {min}..={max}",
-                self.vocab_size
-            )));
+        limits.check_token_id_range(
+            input_ids.clone().min().into_scalar::<i64>(),
+            input_ids.clone().max().into_scalar::<i64>(),
+        )
+    }
+
+    /// The ids and lengths this model accepts: `n_positions` tokens (cache included), ids in
+    /// `0..vocab_size`, one segment type.
+    pub fn input_limits(&self) -> InputLimits {
+        InputLimits {
+            vocab_size: self.vocab_size,
+            max_len: self.n_positions,
+            type_vocab_size: 1,
         }
-        Ok(())
     }
 
     /// [`Gpt2Model::forward`] after [`Gpt2Model::check_input`]: errors instead of panicking on
