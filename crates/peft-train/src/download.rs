@@ -173,7 +173,7 @@ pub fn download_glue_with(
         source => TrainError::DatasetDownload {
             url: url.to_string(),
             env_var: task.url_env_var(),
-            source,
+            source: Box::new(source),
         },
     })?;
 

@@ -65,7 +65,7 @@ pub enum TrainError {
         env_var: &'static str,
         /// What went wrong.
         #[source]
-        source: peft_models::ModelError,
+        source: Box<peft_models::ModelError>,
     },
     /// A downloaded dataset archive is not a valid zip or cannot be unpacked.
     #[error("cannot unpack the archive downloaded from {url}: {source}")]
