@@ -146,6 +146,125 @@ pub enum ModelError {
         #[source]
         source: Box<ModelError>,
     },
+    /// The network failed while downloading (connection refused or dropped, no answer within
+    /// the read timeout), also after the retries that resume the transfer with HTTP Range
+    /// requests. Nothing incomplete was accepted into a cache.
+    #[error(
+        "the network failed while downloading {url} (gave up after {attempts} attempt(s), \
+         {received} bytes received; nothing incomplete was put in the cache): {source}"
+    )]
+    Network {
+        /// The URL requested.
+        url: String,
+        /// Requests made, the first one included.
+        attempts: u32,
+        /// Bytes of the file received when giving up (a resumed download counts what it kept).
+        received: u64,
+        /// The last network error.
+        #[source]
+        source: ureq::Error,
+    },
+    /// A server answered an HTTP status that is neither success nor a known Hub error.
+    #[error("{url} answered HTTP {status}")]
+    HttpStatus {
+        /// The URL requested.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// A download's size differs from the size its server announced (`Content-Length`,
+    /// `Content-Range` or the Hub's `X-Linked-Size`); the file was not accepted.
+    #[error(
+        "{url}: the server announced {expected} bytes but the download has {received}; \
+         the file was discarded, not put in the cache"
+    )]
+    SizeMismatch {
+        /// The URL requested.
+        url: String,
+        /// The announced size in bytes.
+        expected: u64,
+        /// The bytes received (or the size the server reports in a later answer).
+        received: u64,
+    },
+    /// A download's SHA-256 differs from the one the Hub announced (`X-Linked-Etag`); the file
+    /// was not accepted.
+    #[error(
+        "{url}: SHA-256 {actual} does not match the announced {expected}; the file was \
+         discarded, not put in the cache"
+    )]
+    ChecksumMismatch {
+        /// The URL requested.
+        url: String,
+        /// The announced SHA-256 (hex).
+        expected: String,
+        /// The SHA-256 of what was received (hex).
+        actual: String,
+    },
+    /// The Hub refused a repository: HTTP 401/403, or 404 `RepoNotFound`/`RevisionNotFound`.
+    /// It answers 401 to anonymous clients for repositories that do not exist as well as for
+    /// gated or private ones.
+    #[error(
+        "{url} answered HTTP {status}{}: the repo {repo} may not exist (check the id and the \
+         revision), or it is gated or private and needs an access token: {}",
+        error_code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+        if *token_sent {
+            "the token sent (HF_TOKEN or the saved login) was refused or lacks access to it"
+        } else {
+            "set HF_TOKEN to a token that has access (none was sent)"
+        }
+    )]
+    HubAccess {
+        /// The repository id.
+        repo: String,
+        /// The URL requested.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The Hub's `X-Error-Code` header, e.g. `RepoNotFound` or `GatedRepo`.
+        error_code: Option<String>,
+        /// Whether an access token was sent.
+        token_sent: bool,
+    },
+    /// A file of a Hub repository could not be downloaded because of the network; wraps a
+    /// [`ModelError::Network`] with the way around it.
+    #[error(
+        "cannot download {file} of {repo}: {source}. If this machine is offline, download the \
+         model files (config.json, model.safetensors or pytorch_model.bin, tokenizer.json) \
+         elsewhere and pass their directory with `--model DIR` (or set HF_ENDPOINT to a \
+         reachable mirror)"
+    )]
+    HubUnreachable {
+        /// The repository id.
+        repo: String,
+        /// The file requested.
+        file: String,
+        /// The network error.
+        #[source]
+        source: Box<ModelError>,
+    },
+    /// A file in the Hugging Face cache is damaged (e.g. a truncated `model.safetensors` whose
+    /// header does not match its length); deleting `path` makes the next run download it again.
+    #[error(
+        "cached file {link} is damaged ({reason}): delete {path} and run again to download it afresh"
+    )]
+    CorruptCacheFile {
+        /// The file in the cache to delete (the blob the snapshot entry points to).
+        path: PathBuf,
+        /// The snapshot entry the model directory holds.
+        link: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An environment variable has a value that cannot be used.
+    #[error("environment variable {name}={value:?} is invalid: expected {expected}")]
+    InvalidEnvVar {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must hold.
+        expected: &'static str,
+    },
     /// An adapter-level error from `peft-core`.
     #[error(transparent)]
     Peft(#[from] peft_core::PeftError),

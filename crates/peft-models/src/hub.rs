@@ -2,18 +2,26 @@
 //!
 //! [`resolve_model_dir`] accepts either an existing directory (returned as is) or a Hub repo id
 //! such as `sentence-transformers/all-MiniLM-L6-v2` (optionally `repo@revision`), whose files
-//! are downloaded into the Hugging Face cache with the `hf-hub` crate. The usual environment
-//! variables apply: `HF_ENDPOINT` (mirror URL), `HF_HOME` (cache at `$HF_HOME/hub`),
-//! `HF_HUB_CACHE` (the cache folder itself), `HF_HUB_OFFLINE=1` (use only cached files) and the
-//! token in `HF_TOKEN` or saved by `huggingface-cli login`.
+//! are downloaded into the Hugging Face cache, laid out as Python's `huggingface_hub` lays it
+//! out (so both share one cache). The usual environment variables apply: `HF_ENDPOINT` (mirror
+//! URL), `HF_HOME` (cache at `$HF_HOME/hub`), `HF_HUB_CACHE` (the cache folder itself),
+//! `HF_HUB_OFFLINE=1` (use only cached files) and the token in `HF_TOKEN` or saved by
+//! `huggingface-cli login` (`$HF_HOME/token`), sent as `Authorization: Bearer` to the endpoint
+//! only. Network settings (timeouts, retries) come from [`NetOptions`].
+//!
+//! A file enters the cache only whole: it is downloaded to `blobs/<etag>.incomplete` (resumed
+//! by a later run after a network failure), checked against the size the Hub announced and,
+//! for large (LFS) files, the SHA-256 it announced, then renamed. Files found in the cache get
+//! cheap checks (a safetensors header must match the file's length, JSON must parse); a damaged
+//! one is a [`ModelError::CorruptCacheFile`] naming the file to delete.
 
-use std::io::IsTerminal;
+mod cache;
+
 use std::path::{Path, PathBuf};
 
-use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
-use hf_hub::{Cache, Repo, RepoType};
-
+use crate::download::{Download, NetOptions, download_file};
 use crate::error::{ModelError, Result};
+use cache::{RepoCache, check_cached_file, is_safe_name, link_snapshot};
 
 /// The weights file tried first; [`PYTORCH_WEIGHTS`] replaces it when the repo lacks it.
 pub const SAFETENSORS_WEIGHTS: &str = "model.safetensors";
@@ -29,11 +37,11 @@ pub struct HubOptions {
     pub cache_dir: PathBuf,
     /// Use only files already in the cache, never the network.
     pub offline: bool,
-    /// Show download progress bars.
-    pub progress: bool,
     /// Access token (`HF_TOKEN`); when `None`, the token file saved by `huggingface-cli login`
     /// next to the cache (`<cache_dir>/../token`) is used if present.
     pub token: Option<String>,
+    /// Timeouts, retries and progress lines ([`NetOptions::from_env`]).
+    pub net: NetOptions,
 }
 
 impl std::fmt::Debug for HubOptions {
@@ -42,18 +50,27 @@ impl std::fmt::Debug for HubOptions {
             .field("endpoint", &self.endpoint)
             .field("cache_dir", &self.cache_dir)
             .field("offline", &self.offline)
-            .field("progress", &self.progress)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("net", &self.net)
             .finish()
     }
 }
 
 impl HubOptions {
     /// Options from `HF_ENDPOINT`, `HF_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME`, `HOME`,
-    /// `HF_HUB_OFFLINE` and `HF_TOKEN`, with the defaults of `huggingface_hub`. Progress bars are shown when
-    /// stderr is a terminal.
-    pub fn from_env() -> Self {
+    /// `HF_HUB_OFFLINE` and `HF_TOKEN`, with the defaults of `huggingface_hub`, and the network
+    /// settings of [`NetOptions::from_env`] (progress lines off when
+    /// `HF_HUB_DISABLE_PROGRESS_BARS=1`).
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidEnvVar`] as [`NetOptions::from_env`].
+    pub fn from_env() -> Result<Self> {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let truthy = |name: &str| {
+            std::env::var(name)
+                .map(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True" | "yes" | "on"))
+                .unwrap_or(false)
+        };
         let endpoint = std::env::var("HF_ENDPOINT")
             .ok()
             .filter(|v| !v.is_empty())
@@ -69,19 +86,29 @@ impl HubOptions {
         } else {
             PathBuf::from(".cache").join("huggingface").join("hub")
         };
-        let offline = std::env::var("HF_HUB_OFFLINE")
-            .map(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True" | "yes" | "on"))
-            .unwrap_or(false);
-        Self {
+        let mut net = NetOptions::from_env()?;
+        if truthy("HF_HUB_DISABLE_PROGRESS_BARS") {
+            net.progress = false;
+        }
+        Ok(Self {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             cache_dir,
-            offline,
-            progress: std::io::stderr().is_terminal(),
+            offline: truthy("HF_HUB_OFFLINE"),
             token: std::env::var("HF_TOKEN")
                 .ok()
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty()),
-        }
+            net,
+        })
+    }
+
+    /// [`HubOptions::token`], else the token file saved by `huggingface-cli login`.
+    fn effective_token(&self) -> Option<String> {
+        self.token.clone().or_else(|| {
+            let path = self.cache_dir.parent()?.join("token");
+            let text = std::fs::read_to_string(path).ok()?;
+            Some(text.trim().to_string()).filter(|t| !t.is_empty())
+        })
     }
 }
 
@@ -89,18 +116,24 @@ impl HubOptions {
 ///
 /// When `spec` is an existing directory it is returned unchanged (its files are not checked
 /// here). Otherwise `spec` is a Hub repo id (`owner/name`, optionally `owner/name@revision`)
-/// and each of `files` is fetched into the Hugging Face cache (files already cached are not
-/// downloaded again); the snapshot directory holding them is returned. When `files` contains
-/// [`SAFETENSORS_WEIGHTS`] and the repo has no such file, [`PYTORCH_WEIGHTS`] is fetched
-/// instead. Options come from the environment ([`HubOptions::from_env`]).
+/// and each of `files` is fetched into the Hugging Face cache (when all of them are cached
+/// already, the network is not used); the snapshot directory holding them is returned. When
+/// `files` contains [`SAFETENSORS_WEIGHTS`] and the repo has no such file, [`PYTORCH_WEIGHTS`]
+/// is fetched instead. Options come from the environment ([`HubOptions::from_env`]).
 ///
 /// # Errors
-/// [`ModelError::Download`] when `spec` is neither a directory nor a valid repo id, when the
-/// Hub cannot be reached (e.g. offline; the message explains how to pass a local directory with
-/// `--model DIR`) or a file does not exist in the repo; [`ModelError::Io`] when the cache
-/// cannot be written.
+/// [`ModelError::Download`] when `spec` is neither a directory nor a valid repo id, or a file
+/// does not exist in the repo; [`ModelError::HubAccess`] when the Hub refuses the repo (it
+/// may not exist, or be gated or private and need `HF_TOKEN`); [`ModelError::HubUnreachable`]
+/// when the network fails (after retries); [`ModelError::SizeMismatch`] /
+/// [`ModelError::ChecksumMismatch`] when a download does not match what the Hub announced;
+/// [`ModelError::CorruptCacheFile`] when a cached file is damaged; [`ModelError::Io`] when the
+/// cache cannot be written; [`ModelError::InvalidEnvVar`] for a bad network setting.
 pub fn resolve_model_dir(spec: &str, files: &[&str]) -> Result<PathBuf> {
-    resolve_model_dir_with(spec, files, &HubOptions::from_env())
+    if Path::new(spec).is_dir() {
+        return Ok(PathBuf::from(spec));
+    }
+    resolve_model_dir_with(spec, files, &HubOptions::from_env()?)
 }
 
 /// [`resolve_model_dir`] with explicit options instead of the environment.
@@ -113,196 +146,358 @@ pub fn resolve_model_dir_with(spec: &str, files: &[&str], options: &HubOptions) 
         return Ok(as_path.to_path_buf());
     }
     let (repo_id, revision) = parse_repo_spec(spec)?;
-    let repo = match revision {
-        Some(rev) => Repo::with_revision(repo_id.to_string(), RepoType::Model, rev.to_string()),
-        None => Repo::model(repo_id.to_string()),
-    };
+    let revision = revision.unwrap_or("main");
     if files.is_empty() {
         return Err(download_error(
             repo_id,
             "no file requested: name at least config.json".to_string(),
         ));
     }
+    if let Some(bad) = files.iter().find(|f| !is_relative_file(f)) {
+        return Err(download_error(
+            repo_id,
+            format!("{bad:?} is not a file path inside a repo"),
+        ));
+    }
+    let cache = RepoCache::new(&options.cache_dir, repo_id);
+    if let Some(dir) = cached_snapshot(&cache, revision, files)? {
+        return Ok(dir);
+    }
     if options.offline {
-        return resolve_from_cache(repo_id, repo, files, options);
+        return Err(download_error(
+            repo_id,
+            format!(
+                "HF_HUB_OFFLINE is set and the cache {} lacks files of it ({}); unset it to \
+                 download, or pass a local directory with `--model DIR`",
+                options.cache_dir.display(),
+                files.join(", ")
+            ),
+        ));
     }
-    std::fs::create_dir_all(&options.cache_dir).map_err(|source| ModelError::Io {
-        path: options.cache_dir.clone(),
-        source,
-    })?;
-    let mut builder = ApiBuilder::from_cache(Cache::new(options.cache_dir.clone()))
-        .with_endpoint(options.endpoint.clone())
-        .with_progress(options.progress);
-    if let Some(token) = &options.token {
-        builder = builder.with_token(Some(token.clone()));
-    }
-    let api = builder
-        .build()
-        .map_err(|e| download_error(repo_id, format!("cannot set up the Hub client: {e}")))?;
-    let api_repo = api.repo(repo);
-
-    let mut paths = Vec::with_capacity(files.len());
-    for &file in files {
-        let fetched = match fetch(&api_repo, file) {
-            Ok(path) => (file, path),
-            Err(err) if file == SAFETENSORS_WEIGHTS && is_not_found(&err) => {
-                let path = fetch(&api_repo, PYTORCH_WEIGHTS).map_err(|e2| {
-                    fetch_error(repo_id, PYTORCH_WEIGHTS, &e2, options).with_prefix(format!(
-                        "the repo has neither {SAFETENSORS_WEIGHTS} ({err}) nor {PYTORCH_WEIGHTS}: "
-                    ))
-                })?;
-                (PYTORCH_WEIGHTS, path)
-            }
-            Err(err) => return Err(fetch_error(repo_id, file, &err, options).into()),
-        };
-        paths.push(fetched);
-    }
-    same_snapshot(repo_id, &api_repo, &paths, options)
-}
-
-/// The snapshot folder of a cached `file` (which may have sub-folders, e.g. `1_Pooling/x`).
-fn snapshot_dir(path: &Path, file: &str) -> Option<PathBuf> {
-    let depth = Path::new(file).components().count();
-    let mut dir = path;
-    for _ in 0..depth {
-        dir = dir.parent()?;
-    }
-    Some(dir.to_path_buf())
-}
-
-/// All files must sit in one snapshot folder; when the cache held an older snapshot for some,
-/// download those again into the newest one.
-fn same_snapshot(
-    repo_id: &str,
-    api_repo: &ApiRepo,
-    paths: &[(&str, PathBuf)],
-    options: &HubOptions,
-) -> Result<PathBuf> {
-    let Some(target) = paths.last().and_then(|(f, p)| snapshot_dir(p, f)) else {
-        return Err(download_error(repo_id, "no file was fetched".to_string()));
+    let hub = Hub {
+        repo_id,
+        revision,
+        options,
+        token: options.effective_token(),
+        cache,
     };
-    for (file, path) in paths {
-        if snapshot_dir(path, file).as_deref() != Some(target.as_path()) {
-            let fresh = api_repo
-                .download(file)
-                .map_err(|e| fetch_error(repo_id, file, &e, options))?;
-            if snapshot_dir(&fresh, file).as_deref() != Some(target.as_path()) {
-                return Err(download_error(
-                    repo_id,
-                    format!(
-                        "the repo changed while downloading ({file} is in {}, not in {}); \
-                         try again",
-                        fresh.display(),
-                        target.display()
-                    ),
-                ));
-            }
+    hub.fetch_all(files)
+}
+
+/// The snapshot folder holding all of `files` (with the [`PYTORCH_WEIGHTS`] fallback) when the
+/// cache has them for `revision`, after checking each is whole.
+fn cached_snapshot(cache: &RepoCache, revision: &str, files: &[&str]) -> Result<Option<PathBuf>> {
+    let Some(commit) = cache.commit_for(revision) else {
+        return Ok(None);
+    };
+    let dir = cache.snapshot(&commit);
+    let mut found = Vec::with_capacity(files.len());
+    for &file in files {
+        let path = dir.join(file);
+        if path.is_file() {
+            found.push(path);
+        } else if file == SAFETENSORS_WEIGHTS && dir.join(PYTORCH_WEIGHTS).is_file() {
+            found.push(dir.join(PYTORCH_WEIGHTS));
+        } else {
+            return Ok(None);
         }
     }
-    Ok(target)
+    for path in &found {
+        check_cached_file(path)?;
+    }
+    Ok(Some(dir))
 }
 
-/// `HF_HUB_OFFLINE`: only the cache.
-fn resolve_from_cache(
-    repo_id: &str,
-    repo: Repo,
-    files: &[&str],
-    options: &HubOptions,
-) -> Result<PathBuf> {
-    let cache = Cache::new(options.cache_dir.clone()).repo(repo);
-    let mut target: Option<PathBuf> = None;
-    for &file in files {
-        let found = match cache.get(file) {
-            Some(path) => Some((file, path)),
-            None if file == SAFETENSORS_WEIGHTS => {
-                cache.get(PYTORCH_WEIGHTS).map(|p| (PYTORCH_WEIGHTS, p))
+/// What a `HEAD` of `/{repo}/resolve/{revision}/{file}` tells.
+struct FileMeta {
+    /// The repo commit (`X-Repo-Commit`): the snapshot folder.
+    commit: String,
+    /// The blob name (`X-Linked-Etag` or `ETag`, unquoted).
+    etag: String,
+    /// `X-Linked-Size` or `Content-Length`.
+    size: Option<u64>,
+    /// The SHA-256 of an LFS file (`X-Linked-Etag`).
+    sha256: Option<String>,
+    /// Where to GET the file (the redirect target of an LFS file).
+    url: String,
+}
+
+/// One resolution against the Hub.
+struct Hub<'a> {
+    repo_id: &'a str,
+    revision: &'a str,
+    options: &'a HubOptions,
+    token: Option<String>,
+    cache: RepoCache,
+}
+
+impl Hub<'_> {
+    fn fetch_all(&self, files: &[&str]) -> Result<PathBuf> {
+        let mut commit: Option<String> = None;
+        let mut fetched = Vec::with_capacity(files.len());
+        for &file in files {
+            let (file, meta) = match self.head(file)? {
+                Some(meta) => (file, meta),
+                None if file == SAFETENSORS_WEIGHTS => match self.head(PYTORCH_WEIGHTS)? {
+                    Some(meta) => (PYTORCH_WEIGHTS, meta),
+                    None => {
+                        return Err(self.not_found(&format!(
+                            "neither {SAFETENSORS_WEIGHTS} nor {PYTORCH_WEIGHTS}"
+                        )));
+                    }
+                },
+                None => return Err(self.not_found(file)),
+            };
+            match &commit {
+                None => commit = Some(meta.commit.clone()),
+                Some(c) if *c != meta.commit => {
+                    return Err(download_error(
+                        self.repo_id,
+                        format!(
+                            "the repo changed while downloading ({file} is at commit {}, the \
+                             files before it at {c}); try again",
+                            meta.commit
+                        ),
+                    ));
+                }
+                Some(_) => {}
             }
-            None => None,
+            let link = self.fetch_file(file, &meta)?;
+            fetched.push(link);
+        }
+        let Some(commit) = commit else {
+            return Err(download_error(self.repo_id, "no file requested".into()));
         };
-        let Some((file, path)) = found else {
-            return Err(download_error(
-                repo_id,
-                format!(
-                    "HF_HUB_OFFLINE is set and {file} is not in the cache {}; unset it to \
-                     download, or pass a local directory with `--model DIR`",
-                    options.cache_dir.display()
-                ),
-            ));
+        for link in &fetched {
+            check_cached_file(link)?;
+        }
+        self.cache.write_ref(self.revision, &commit)?;
+        Ok(self.cache.snapshot(&commit))
+    }
+
+    fn not_found(&self, what: &str) -> ModelError {
+        download_error(
+            self.repo_id,
+            format!(
+                "{what} does not exist in {} at revision {} on {} (check the repo id and \
+                 revision), or pass a local directory with `--model DIR`",
+                self.repo_id, self.revision, self.options.endpoint
+            ),
+        )
+    }
+
+    /// Downloads `file` into its blob (unless the cache has it) and links it into the snapshot.
+    fn fetch_file(&self, file: &str, meta: &FileMeta) -> Result<PathBuf> {
+        let link = self.cache.snapshot(&meta.commit).join(file);
+        if link.is_file() {
+            return Ok(link);
+        }
+        let blob = self.cache.blob(&meta.etag);
+        let blob_ok = |blob: &Path| {
+            std::fs::metadata(blob)
+                .is_ok_and(|m| m.is_file() && meta.size.is_none_or(|s| s == m.len()))
         };
-        match (&target, snapshot_dir(&path, file)) {
-            (None, Some(p)) => target = Some(p),
-            (Some(t), Some(p)) if *t == p => {}
-            _ => {
-                return Err(download_error(
-                    repo_id,
-                    format!(
-                        "cached files of {repo_id} are from different snapshots; unset \
-                         HF_HUB_OFFLINE to refresh them, or pass `--model DIR`"
-                    ),
-                ));
+        if !blob_ok(&blob) {
+            let blobs = blob.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(blobs).map_err(|source| ModelError::Io {
+                path: blobs.to_path_buf(),
+                source,
+            })?;
+            let _lock = self.cache.lock(&meta.etag, self.options.net.progress)?;
+            if !blob_ok(&blob) {
+                let partial = blob.with_file_name(format!("{}.incomplete", meta.etag));
+                let request = Download {
+                    url: &meta.url,
+                    label: file,
+                    origin: self.repo_id,
+                    expected_size: meta.size,
+                    sha256: meta.sha256.as_deref(),
+                    token: self.token_for(&meta.url),
+                    keep_partial: true,
+                };
+                download_file(&request, &partial, &blob, &self.options.net)
+                    .map_err(|e| self.unreachable(file, e))?;
             }
         }
+        link_snapshot(&blob, &link, file)?;
+        Ok(link)
     }
-    target.ok_or_else(|| download_error(repo_id, "no file requested".to_string()))
-}
 
-fn fetch(api_repo: &ApiRepo, file: &str) -> std::result::Result<PathBuf, ApiError> {
-    api_repo.get(file)
-}
+    /// A network failure gets the way around it; other errors stay as they are.
+    fn unreachable(&self, file: &str, err: ModelError) -> ModelError {
+        match err {
+            ModelError::Network { .. } => ModelError::HubUnreachable {
+                repo: self.repo_id.to_string(),
+                file: file.to_string(),
+                source: Box::new(err),
+            },
+            other => other,
+        }
+    }
 
-/// Whether the Hub answered that the file does not exist (HTTP 404).
-fn is_not_found(err: &ApiError) -> bool {
-    match err {
-        ApiError::RequestError(e) => matches!(**e, ureq::Error::StatusCode(404)),
-        ApiError::TooManyRetries(inner) => is_not_found(inner),
-        _ => false,
+    /// The token, for URLs on the endpoint only (never for a CDN an LFS file redirects to).
+    fn token_for(&self, url: &str) -> Option<&str> {
+        let endpoint = self.options.endpoint.as_str();
+        let same = url
+            .strip_prefix(endpoint)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        self.token.as_deref().filter(|_| same)
+    }
+
+    /// `HEAD` of the file's resolve URL, following relative redirects (renamed repos) and
+    /// stopping at an absolute one (an LFS file's storage). `None`: the file does not exist.
+    fn head(&self, file: &str) -> Result<Option<FileMeta>> {
+        let net = &self.options.net;
+        let agent = net.agent(0);
+        let first = format!(
+            "{}/{}/resolve/{}/{}",
+            self.options.endpoint,
+            self.repo_id,
+            self.revision.replace('/', "%2F"),
+            file
+        );
+        let mut url = first.clone();
+        let mut attempts = 0_u32;
+        let mut redirects = 0_u32;
+        loop {
+            attempts += 1;
+            let mut request = agent.head(&url).header("Accept-Encoding", "identity");
+            if let Some(token) = self.token_for(&url) {
+                request = request.header("Authorization", &format!("Bearer {token}"));
+            }
+            let response = match request.call() {
+                Ok(r) if r.status().is_server_error() && attempts <= net.retries => {
+                    std::thread::sleep(net.retry_delay);
+                    continue;
+                }
+                Ok(r) => r,
+                Err(e) if attempts <= net.retries => {
+                    if net.progress {
+                        eprintln!(
+                            "{file}: {e} asking {url}; retrying (attempt {} of {})",
+                            attempts + 1,
+                            net.retries + 1
+                        );
+                    }
+                    std::thread::sleep(net.retry_delay);
+                    continue;
+                }
+                Err(source) => {
+                    let err = ModelError::Network {
+                        url,
+                        attempts,
+                        received: 0,
+                        source,
+                    };
+                    return Err(self.unreachable(file, err));
+                }
+            };
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+            };
+            let status = response.status().as_u16();
+            let location = header("location");
+            match status {
+                200..=299 => {}
+                300..=399 if location.as_deref().is_some_and(|l| l.starts_with('/')) => {
+                    redirects += 1;
+                    if redirects > 5 {
+                        return Err(ModelError::HttpStatus { url, status });
+                    }
+                    url = format!("{}{}", origin_of(&url), location.unwrap_or_default());
+                    attempts = 0;
+                    continue;
+                }
+                300..=399 if location.is_some() => {}
+                401 | 403 => return Err(self.access(url, status, header("x-error-code"))),
+                404 => {
+                    let code = header("x-error-code");
+                    return match code.as_deref() {
+                        Some("RepoNotFound" | "RevisionNotFound" | "GatedRepo") => {
+                            Err(self.access(url, status, code))
+                        }
+                        _ => Ok(None),
+                    };
+                }
+                _ => return Err(ModelError::HttpStatus { url, status }),
+            }
+            let linked_etag = header("x-linked-etag").map(|e| unquote_etag(&e));
+            let etag = linked_etag
+                .clone()
+                .or_else(|| header("etag").map(|e| unquote_etag(&e)));
+            let commit = header("x-repo-commit");
+            let (Some(etag), Some(commit)) = (etag, commit) else {
+                return Err(download_error(
+                    self.repo_id,
+                    format!(
+                        "{url} answered without the ETag and X-Repo-Commit headers of a \
+                         Hugging Face Hub; check HF_ENDPOINT ({}) or pass `--model DIR`",
+                        self.options.endpoint
+                    ),
+                ));
+            };
+            if !is_safe_name(&etag) || !is_safe_name(&commit) {
+                return Err(download_error(
+                    self.repo_id,
+                    format!("{url} answered an unusable ETag {etag:?} or commit {commit:?}"),
+                ));
+            }
+            let size = header("x-linked-size")
+                .or_else(|| header("content-length").filter(|_| location.is_none()))
+                .and_then(|v| v.parse().ok());
+            let sha256 = linked_etag
+                .filter(|e| e.len() == 64 && e.chars().all(|c| c.is_ascii_hexdigit()))
+                .map(|e| e.to_ascii_lowercase());
+            return Ok(Some(FileMeta {
+                commit,
+                etag,
+                size,
+                sha256,
+                url: location.unwrap_or(url),
+            }));
+        }
+    }
+
+    fn access(&self, url: String, status: u16, error_code: Option<String>) -> ModelError {
+        ModelError::HubAccess {
+            repo: self.repo_id.to_string(),
+            token_sent: self.token_for(&url).is_some(),
+            url,
+            status,
+            error_code,
+        }
     }
 }
 
-/// A [`ModelError::Download`] under construction (so a prefix can be added).
-struct FetchError {
-    repo: String,
-    message: String,
+/// `"abc"`, `W/"abc"` → `abc`.
+fn unquote_etag(etag: &str) -> String {
+    etag.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_string()
 }
 
-impl FetchError {
-    fn with_prefix(self, prefix: String) -> ModelError {
-        download_error(&self.repo, format!("{prefix}{}", self.message))
+/// `http://host:port/a/b` → `http://host:port`.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
     }
 }
 
-impl From<FetchError> for ModelError {
-    fn from(e: FetchError) -> Self {
-        download_error(&e.repo, e.message)
-    }
-}
-
-fn fetch_error(repo_id: &str, file: &str, err: &ApiError, options: &HubOptions) -> FetchError {
-    let message = if is_not_found(err) {
-        format!(
-            "{file} does not exist in {repo_id} on {} (check the repo id and revision), or \
-             pass a local directory with `--model DIR`",
-            options.endpoint
-        )
-    } else if let ApiError::RequestError(_) = err {
-        format!(
-            "cannot fetch {file} from {}: {err}. If this machine is offline, download the \
-             model files (config.json, {SAFETENSORS_WEIGHTS} or {PYTORCH_WEIGHTS}, \
-             tokenizer.json) elsewhere and pass their directory with `--model DIR` (or set \
-             HF_ENDPOINT to a reachable mirror)",
-            options.endpoint
-        )
-    } else {
-        format!(
-            "cannot fetch {file} into the cache {}: {err}. Pass a local directory with \
-             `--model DIR` instead",
-            options.cache_dir.display()
-        )
-    };
-    FetchError {
-        repo: repo_id.to_string(),
-        message,
-    }
+/// A relative path without `..` (sub-folders allowed: `1_Pooling/config.json`).
+fn is_relative_file(file: &str) -> bool {
+    !file.is_empty()
+        && !file.contains('\\')
+        && Path::new(file)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 fn download_error(repo: &str, message: String) -> ModelError {
@@ -328,7 +523,11 @@ fn parse_repo_spec(spec: &str) -> Result<(&str, Option<&str>)> {
     };
     let parts: Vec<&str> = id.split('/').collect();
     let id_ok = (1..=2).contains(&parts.len()) && parts.iter().all(|p| valid_part(p));
-    let rev_ok = rev.is_none_or(|r| !r.is_empty() && !r.contains(char::is_whitespace));
+    let rev_ok = rev.is_none_or(|r| {
+        !r.contains(char::is_whitespace)
+            && r.split('/')
+                .all(|p| !p.is_empty() && p != "." && p != ".." && !p.contains('\\'))
+    });
     if id_ok && rev_ok {
         Ok((id, rev))
     } else {
@@ -343,198 +542,4 @@ fn parse_repo_spec(spec: &str) -> Result<(&str, Option<&str>)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::{Duration, Instant};
-
-    fn options(endpoint: &str, cache: &Path) -> HubOptions {
-        HubOptions {
-            endpoint: endpoint.to_string(),
-            cache_dir: cache.to_path_buf(),
-            offline: false,
-            progress: false,
-            token: None,
-        }
-    }
-
-    #[test]
-    fn existing_directory_is_returned() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let spec = dir.path().to_str().expect("utf-8 path");
-        let got = resolve_model_dir(spec, &["config.json"]).expect("local dir");
-        assert_eq!(got, dir.path());
-    }
-
-    #[test]
-    fn unreachable_endpoint_is_a_download_error() {
-        let cache = tempfile::tempdir().expect("tempdir");
-        // Port 9 (discard): nothing listens on it here, the connection is refused at once.
-        let opts = options("http://127.0.0.1:9", cache.path());
-        let start = Instant::now();
-        let err = resolve_model_dir_with(
-            "no-such-owner/no-such-model",
-            &["config.json", SAFETENSORS_WEIGHTS],
-            &opts,
-        )
-        .expect_err("must fail offline");
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "took {:?}",
-            start.elapsed()
-        );
-        match err {
-            ModelError::Download { repo, message } => {
-                assert_eq!(repo, "no-such-owner/no-such-model");
-                assert!(message.contains("--model DIR"), "{message}");
-                assert!(message.contains("config.json"), "{message}");
-            }
-            other => panic!("expected a Download error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn offline_mode_uses_only_the_cache() {
-        let cache = tempfile::tempdir().expect("tempdir");
-        let mut opts = options("http://127.0.0.1:9", cache.path());
-        opts.offline = true;
-        let err = resolve_model_dir_with("owner/model", &["config.json"], &opts)
-            .expect_err("empty cache");
-        assert!(matches!(err, ModelError::Download { .. }), "{err:?}");
-
-        // A cache laid out as huggingface_hub does: refs/main + snapshots/<commit>/<file>.
-        let repo_dir = cache.path().join("models--owner--model");
-        let snap = repo_dir.join("snapshots").join("abc123");
-        std::fs::create_dir_all(&snap).expect("mkdir");
-        std::fs::create_dir_all(repo_dir.join("refs")).expect("mkdir");
-        std::fs::write(repo_dir.join("refs").join("main"), "abc123").expect("write");
-        std::fs::write(snap.join("config.json"), "{}").expect("write");
-        std::fs::write(snap.join(PYTORCH_WEIGHTS), "x").expect("write");
-        let got =
-            resolve_model_dir_with("owner/model", &["config.json", SAFETENSORS_WEIGHTS], &opts)
-                .expect("cached");
-        assert_eq!(got, snap);
-    }
-
-    /// A minimal Hub: `GET /{repo}/resolve/main/{file}` answers the files in `files` (with the
-    /// headers `hf-hub` reads: etag, x-repo-commit, content-range) and 404 for any other.
-    fn fake_hub(files: Vec<(&'static str, &'static [u8])>) -> String {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        // Detached: lives until the test process ends.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut head = Vec::new();
-                let mut byte = [0_u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => break,
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                let probe = head.to_ascii_lowercase().contains("range: bytes=0-0");
-                let found = files
-                    .iter()
-                    .find(|(name, _)| path.ends_with(&format!("/resolve/main/{name}")));
-                let reply = match found {
-                    None => {
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_vec()
-                    }
-                    Some((name, body)) => {
-                        let part: &[u8] = if probe { &body[..1] } else { body };
-                        let mut r = format!(
-                            "HTTP/1.1 206 Partial Content\r\netag: \"etag-{name}\"\r\n\
-                             x-repo-commit: c0ffee\r\ncontent-range: bytes 0-{}/{}\r\n\
-                             Content-Length: {}\r\nConnection: close\r\n\r\n",
-                            part.len() - 1,
-                            body.len(),
-                            part.len()
-                        )
-                        .into_bytes();
-                        r.extend_from_slice(part);
-                        r
-                    }
-                };
-                let _ = stream.write_all(&reply);
-            }
-        });
-        format!("http://{addr}")
-    }
-
-    #[test]
-    fn fake_hub_download_with_pytorch_fallback() {
-        let endpoint = fake_hub(vec![
-            ("config.json", b"{\"a\": 1}"),
-            (PYTORCH_WEIGHTS, b"weights"),
-            ("1_Pooling/config.json", b"{}"),
-        ]);
-        let cache = tempfile::tempdir().expect("tempdir");
-        let opts = options(&endpoint, cache.path());
-        let dir = resolve_model_dir_with(
-            "owner/model",
-            &["config.json", SAFETENSORS_WEIGHTS, "1_Pooling/config.json"],
-            &opts,
-        )
-        .expect("download");
-        assert!(
-            dir.ends_with("models--owner--model/snapshots/c0ffee"),
-            "{dir:?}"
-        );
-        assert_eq!(
-            std::fs::read(dir.join("config.json")).expect("config"),
-            b"{\"a\": 1}"
-        );
-        assert_eq!(
-            std::fs::read(dir.join(PYTORCH_WEIGHTS)).expect("bin"),
-            b"weights"
-        );
-        assert!(dir.join("1_Pooling/config.json").is_file());
-
-        // A file the repo lacks (no fallback for it): a Download error naming it.
-        let err = resolve_model_dir_with("owner/model", &["tokenizer.json"], &opts)
-            .expect_err("missing file");
-        match err {
-            ModelError::Download { message, .. } => {
-                assert!(
-                    message.contains("tokenizer.json does not exist"),
-                    "{message}"
-                )
-            }
-            other => panic!("{other:?}"),
-        }
-
-        // Offline afterwards: served from the cache.
-        let mut offline = opts.clone();
-        offline.offline = true;
-        offline.endpoint = "http://127.0.0.1:9".to_string();
-        let again = resolve_model_dir_with(
-            "owner/model",
-            &["config.json", SAFETENSORS_WEIGHTS],
-            &offline,
-        )
-        .expect("cached");
-        assert_eq!(again, dir);
-    }
-
-    #[test]
-    fn invalid_spec_is_rejected_with_hint() {
-        for spec in ["./no/such/dir", "/abs/path/model", "a/b/c", "", "bad name"] {
-            let err = parse_repo_spec(spec).expect_err(spec);
-            match err {
-                ModelError::Download { message, .. } => {
-                    assert!(message.contains("--model DIR"), "{message}")
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        assert_eq!(parse_repo_spec("gpt2").expect("id"), ("gpt2", None));
-        assert_eq!(
-            parse_repo_spec("sentence-transformers/all-MiniLM-L6-v2@main").expect("id"),
-            ("sentence-transformers/all-MiniLM-L6-v2", Some("main"))
-        );
-    }
-}
+mod tests;

@@ -10,7 +10,8 @@
 //! | [`checkpoint`] | loading `model.safetensors` / `pytorch_model.bin` with burn-store, load reports |
 //! | [`tokenizer`] | `tokenizer.json` through the `tokenizers` crate, padding to the longest item, fitting a model |
 //! | [`limits`] | [`InputLimits`]: the ids and lengths a model accepts, checked before any tensor op |
-//! | [`hub`] | resolving a local directory or downloading from the Hugging Face Hub |
+//! | [`hub`] | resolving a local directory or downloading from the Hugging Face Hub into its cache |
+//! | [`download`] | resumable HTTP downloads with timeouts, size/SHA-256 checks and one-line progress |
 //! | [`error`] | [`ModelError`] |
 //!
 //! Every model block holds one `Option<peft_core::BottleneckAdapter>` per adapter site and
@@ -20,12 +21,16 @@
 pub mod adapterhub;
 pub mod bert;
 pub mod checkpoint;
+pub mod download;
 pub mod error;
 pub mod golden;
 pub mod gpt2;
 pub mod head;
 pub mod hub;
 pub mod limits;
+#[cfg(any(test, feature = "test-server"))]
+#[doc(hidden)]
+pub mod test_server;
 pub mod tokenizer;
 
 pub use checkpoint::{LoadReport, find_checkpoint};

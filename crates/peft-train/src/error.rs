@@ -51,6 +51,31 @@ pub enum TrainError {
         /// What went wrong and how to work around it.
         message: String,
     },
+    /// A dataset archive could not be downloaded: the network failed (after retries), the
+    /// server answered an error status, or the data did not match the announced size.
+    #[error(
+        "cannot download {url}: {source}. If this machine is offline, fetch the archive \
+         elsewhere and pass `--data DIR` with a directory holding the task's train and dev TSV \
+         files (or point {env_var} at a reachable copy)"
+    )]
+    DatasetDownload {
+        /// The URL tried.
+        url: String,
+        /// The environment variable that overrides the URL.
+        env_var: &'static str,
+        /// What went wrong.
+        #[source]
+        source: Box<peft_models::ModelError>,
+    },
+    /// A downloaded dataset archive is not a valid zip or cannot be unpacked.
+    #[error("cannot unpack the archive downloaded from {url}: {source}")]
+    DatasetArchive {
+        /// The URL it came from.
+        url: String,
+        /// What the zip reader reported.
+        #[source]
+        source: zip::result::ZipError,
+    },
     /// The loss became NaN or infinite.
     #[error("non-finite loss ({loss}) at step {step}; last good checkpoint: {checkpoint}")]
     NonFiniteLoss {

@@ -3,7 +3,8 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`adapter_io`] | [`adapter_io::load_classifier_adapter`]: saved adapters onto a loaded base, swapping them |
-//! | [`data`] | GLUE TSV loading, tokenized datasets, batching padded to the longest item, downloads |
+//! | [`data`] | GLUE TSV loading, tokenized datasets, batching padded to the longest item |
+//! | [`download`] | [`download::download_glue`]: a GLUE archive once into a cache, with timeouts, resumed retries, no leftovers |
 //! | [`loader`] | [`loader::EpochLoader`]: epoch-aware order and dropout seeding, so resumed runs continue exactly |
 //! | [`task`] | [`task::ClassificationTask`]: `TrainStep`/`InferenceStep`, global gradient clipping, non-finite guard |
 //! | [`optim`] | [`optim::OptimConfig`]: AdamW with PyTorch defaults, warm-up + linear decay |
@@ -18,6 +19,7 @@
 pub mod adapter_io;
 pub mod checkpoint;
 pub mod data;
+pub mod download;
 pub mod error;
 pub mod lm;
 pub mod loader;
