@@ -26,6 +26,11 @@
 //!   required: a different method, batch size, learning rate, seed, ... is refused, naming
 //!   it); Ctrl-C stops after the current step and checkpoints it. A finished run in `--out` is
 //!   reported (raise `--epochs` to continue it)
+//! - `--adapter-init identity|bert|houlsby|mam` (identity: zero up-projection, a fresh adapter
+//!   changes nothing; bert: AdapterHub's default for `seq_bn`), `--head-init pytorch|adapterhub`
+//!   (pytorch), `--max-grad-norm F|none` (1.0). The PyTorch + AdapterHub peer's recipe
+//!   (`bench_peer.py epoch`): `--adapter-init bert --head-init adapterhub --max-grad-norm none
+//!   --schedule constant --train-order sst2_train_perm_seed0.txt` (see `docs/fidelity.md`)
 //! - `--overwrite`: start over in `--out`, removing the earlier run's checkpoints and results
 //! - `--checkpoint-every N` (200): a checkpoint every N optimizer steps (also at each epoch end)
 //!
@@ -44,9 +49,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::train::Interrupter;
-use burn_peft::core::{AdapterConfig, BottleneckWidth};
+use burn_peft::core::{AdapterConfig, AdapterInit, BottleneckWidth};
 use burn_peft::models::bert::BertConfig;
-use burn_peft::models::head::{BertClassifier, HeadPooling};
+use burn_peft::models::head::{BertClassifier, HeadInit, HeadPooling};
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
 use burn_peft::train::TrainError;
@@ -119,9 +124,24 @@ fn method_from(args: &Args) -> Result<TrainingMethod, AnyError> {
         None => BottleneckWidth::ReductionFactor(rf),
     };
     let dropout: f64 = args.get_or("dropout", 0.0)?;
+    let init = match args
+        .get_or("adapter-init", "identity".to_string())?
+        .as_str()
+    {
+        "identity" => AdapterInit::Identity,
+        "bert" => AdapterInit::Bert,
+        "houlsby" => AdapterInit::Houlsby,
+        "mam" => AdapterInit::MamAdapter,
+        other => {
+            return Err(
+                format!("unknown --adapter-init `{other}` (identity, bert, houlsby, mam)").into(),
+            );
+        }
+    };
     let adapter = |mut config: AdapterConfig| {
         config.bottleneck.width = width;
         config.bottleneck.dropout = dropout;
+        config.bottleneck.init = init;
         TrainingMethod::Adapter { config }
     };
     Ok(match name.as_str() {
@@ -174,7 +194,21 @@ fn run() -> Result<(), AnyError> {
         "constant" => Schedule::Constant,
         other => return Err(format!("unknown --schedule `{other}` (linear, constant)").into()),
     };
+    let max_grad_norm = match args.get_or("max-grad-norm", "1.0".to_string())?.as_str() {
+        "none" => None,
+        v => Some(v.parse::<f64>().map_err(|e| {
+            format!("--max-grad-norm `{v}`: expected a positive number or `none` ({e})")
+        })?),
+    };
+    let head_init = match args.get_or("head-init", "pytorch".to_string())?.as_str() {
+        "pytorch" => HeadInit::PyTorchDefault,
+        "adapterhub" => HeadInit::adapterhub(),
+        other => {
+            return Err(format!("unknown --head-init `{other}` (pytorch, adapterhub)").into());
+        }
+    };
     let optim = OptimConfig::new()
+        .with_max_grad_norm(max_grad_norm)
         .with_lr(args.get_or("lr", default_lr)?)
         .with_weight_decay(args.get_or("weight-decay", 0.0)?)
         .with_schedule(schedule);
@@ -188,6 +222,7 @@ fn run() -> Result<(), AnyError> {
         .with_grad_accumulation(args.get_or("grad-accumulation", 1)?)
         .with_checkpoint_every(args.get_or("checkpoint-every", 200)?)
         .with_model_id(Some(model_spec.clone()))
+        .with_head_init(head_init)
         .with_log_every(args.get_or("log-every", 50)?);
     let overwrite = args.flag("overwrite");
     let method_tag: String = args.get_or("method", "pfeiffer".to_string())?;

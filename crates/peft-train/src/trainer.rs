@@ -19,7 +19,10 @@ use peft_core::{
     AdapterConfig, AdapterFile, AdapterMethod, AttachReport, ParamSummary, Trainable,
     attach_adapters, freeze_except, param_summary,
 };
-use peft_models::head::{BertClassifier, HEAD_PATTERN, HeadPooling};
+use peft_models::bert::BertModel;
+use peft_models::head::{
+    BertClassifier, ClassificationHeadConfig, HEAD_PATTERN, HeadInit, HeadPooling,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::adapter_io::save_full_classifier;
@@ -125,6 +128,10 @@ pub struct ClassifierTrainingConfig {
     /// over: an earlier run's artefacts there are removed first. Default: true.
     #[config(default = true)]
     pub resume: bool,
+    /// Weight init of a fresh head ([`train_classifier_from_dir`]). Default:
+    /// `HeadInit::PyTorchDefault`; `HeadInit::adapterhub()` is AdapterHub's.
+    #[config(default = "HeadInit::PyTorchDefault")]
+    pub head_init: HeadInit,
 }
 
 impl ClassifierTrainingConfig {
@@ -584,7 +591,11 @@ pub fn train_classifier_from_dir(
     let model_dir = model_dir.as_ref();
     // Seed first: the head's initial weights come from the device RNG.
     device.seed(config.seed);
-    let (model, _) = BertClassifier::from_pretrained(model_dir, num_labels, pooling, &device)?;
+    let (bert, _) = BertModel::from_pretrained(model_dir, &device)?;
+    let head = ClassificationHeadConfig::new(bert.hidden_size, num_labels)
+        .with_pooling(pooling)
+        .with_init(config.head_init);
+    let model = BertClassifier::new(bert, &head, &device)?;
     let options = RunOptions {
         base_dir: options.base_dir.or_else(|| Some(model_dir.to_path_buf())),
         ..options
