@@ -101,16 +101,5 @@ impl Args {
     }
 }
 
-/// Bytes as a human-readable size.
-pub fn human_bytes(n: u64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.2} GB", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.1} MB", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.1} KB", n / 1e3)
-    } else {
-        format!("{n} B")
-    }
-}
+/// Bytes as a human-readable size (the library's, as download progress lines print it).
+pub use burn_peft::models::download::human_bytes;
