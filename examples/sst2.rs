@@ -361,14 +361,7 @@ fn run() -> Result<(), AnyError> {
     let report = match result {
         Ok((_, report)) => report,
         Err(TrainError::RunFinished { epochs, .. }) => {
-            println!(
-                "{} already holds a finished run ({epochs} epoch(s)); results: {}, {}.\n\
-                 To train it further, raise --epochs (it resumes from its last checkpoint); to \
-                 start over, add --overwrite.",
-                out.display(),
-                out.join("adapter").display(),
-                out.join("metrics.json").display()
-            );
+            common::print_finished_run(&out, epochs);
             return Ok(());
         }
         Err(e) => return Err(e.into()),

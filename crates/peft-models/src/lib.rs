@@ -27,6 +27,7 @@ pub mod golden;
 pub mod gpt2;
 pub mod head;
 pub mod hub;
+mod json;
 pub mod limits;
 #[cfg(any(test, feature = "test-server"))]
 #[doc(hidden)]

@@ -6,6 +6,7 @@ use burn::config::Config;
 use serde::Deserialize;
 
 use crate::error::{ModelError, Result};
+use crate::json::{parse_json, read_json};
 use crate::limits::InputLimits;
 
 /// Architecture of a BERT encoder (post-LN), with Hugging Face's defaults for `bert-base-uncased`.
@@ -191,26 +192,12 @@ fn d_eps() -> f64 {
 impl HfBertConfig {
     /// Parse a `config.json` file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_json(&text).map_err(|e| match e {
-            ModelError::MalformedJson { message, .. } => ModelError::MalformedJson {
-                path: path.to_path_buf(),
-                message,
-            },
-            other => other,
-        })
+        read_json(path.as_ref())
     }
 
     /// Parse the text of a `config.json` (errors name the file `<inline>`).
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| ModelError::MalformedJson {
-            path: "<inline>".into(),
-            message: e.to_string(),
-        })
+        parse_json(text, Path::new("<inline>"))
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::bert::HiddenAct;
 use crate::error::{ModelError, Result};
+use crate::json::{parse_json, read_json};
 
 /// Architecture of a GPT-2 decoder (pre-LN, tied LM head), with Hugging Face's defaults for
 /// `openai-community/gpt2` (124M).
@@ -159,26 +160,12 @@ fn d_true() -> bool {
 impl HfGpt2Config {
     /// Parse a `config.json` file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_json(&text).map_err(|e| match e {
-            ModelError::MalformedJson { message, .. } => ModelError::MalformedJson {
-                path: path.to_path_buf(),
-                message,
-            },
-            other => other,
-        })
+        read_json(path.as_ref())
     }
 
     /// Parse the text of a `config.json` (errors name the file `<inline>`).
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| ModelError::MalformedJson {
-            path: "<inline>".into(),
-            message: e.to_string(),
-        })
+        parse_json(text, Path::new("<inline>"))
     }
 }
 
