@@ -397,7 +397,12 @@ fn build_model(
         .with_pooling(method.pooling())
         .with_dropout(dropout.unwrap_or(0.1));
     let model = BertClassifier::new(bert, &head, device)?;
-    let (model, _, summary) = prepare_model(model, &method.training(), device)?;
+    let (model, _, summary) = prepare_model(
+        model,
+        &method.training(),
+        burn_peft::core::DEFAULT_ADAPTER,
+        device,
+    )?;
     let info = json!({
         "weights": weights,
         "trainable_params": summary.trainable,
@@ -808,7 +813,9 @@ fn bert_layer(config: &BertConfig, variant: LayerVariant, device: &Device) -> Re
         for site in &ac.placement.sites {
             let adapter = ac.bottleneck.init(d, width, wiring, device)?;
             let slot = match site {
-                burn_peft::core::AdapterSite::AttentionOutput => &mut layer.attention.output.adapters,
+                burn_peft::core::AdapterSite::AttentionOutput => {
+                    &mut layer.attention.output.adapters
+                }
                 burn_peft::core::AdapterSite::FeedForwardOutput => &mut layer.output.adapters,
             };
             slot.insert(name, ac.clone(), adapter);
@@ -960,7 +967,11 @@ fn cmd_sizes(args: &Args) -> Res<()> {
         } else {
             "with_head"
         };
-        let mut variants = vec![(first, m.training().trainable(), true)];
+        let mut variants = vec![(
+            first,
+            m.training().trainable(burn_peft::core::DEFAULT_ADAPTER),
+            true,
+        )];
         if m != Method::Head {
             variants.push(("no_head", Trainable::adapters(), false));
         }

@@ -287,6 +287,7 @@ fn run() -> Result<(), AnyError> {
                     match file.adapter {
                         burn_peft::core::AdapterMethod::Bottleneck(_) => "bottleneck",
                         burn_peft::core::AdapterMethod::HeadOnly => "head-only",
+                        burn_peft::core::AdapterMethod::Fusion { .. } => "fusion",
                     }
                 ),
                 trainable: summary.selected,

@@ -7,7 +7,7 @@
 //!
 //! | crate | re-exported as | what it holds |
 //! |---|---|---|
-//! | `peft-core` | [`core`] | model-agnostic adapter modules, configs and presets, freezing, adapter files |
+//! | `peft-core` | [`core`] | model-agnostic adapter modules, the named-adapter site and its composition, configs and presets, freezing, adapter files |
 //! | `peft-models` | [`models`] | BERT (and GPT-2) with adapter sites, task heads, HF checkpoint + tokenizer loading |
 //! | `peft-train` | [`train`] | data, tasks, optimiser and schedule, burn-train `Learner` glue |
 //!
@@ -29,6 +29,52 @@
 //! let trainable = BertClassifier::adapter_trainable();
 //! let model = freeze_except(model, &trainable)?;
 //! println!("{}", param_summary(&model, &trainable)?);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Many named adapters on one base
+//!
+//! A model holds any number of named adapters (and one head per task); [`core::set_active`]
+//! picks what runs, with AdapterHub's composition blocks ([`core::Setup`]) or per example:
+//!
+//! ```
+//! use burn::tensor::{Device, Int, Tensor};
+//! use burn_peft::core::{AdapterConfig, FusionConfig, Setup, add_adapter, add_fusion, adapters,
+//!     freeze_except, set_active};
+//! use burn_peft::models::bert::{BertConfig, BertInput};
+//! use burn_peft::models::head::{BertClassifier, ClassificationHeadConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let device = Device::default();
+//! let config = BertConfig::new().with_vocab_size(50).with_hidden_size(16)
+//!     .with_num_hidden_layers(2).with_num_attention_heads(2).with_intermediate_size(32);
+//! let head = ClassificationHeadConfig::new(16, 2);
+//! let mut model = BertClassifier::new_named(config.init(&device)?, "sst2", &head, &device)?;
+//! model.add_head("mrpc", &head, &device)?;
+//! add_adapter(&mut model, "sst2", &AdapterConfig::pfeiffer(4.0), &device)?;
+//! add_adapter(&mut model, "mrpc", &AdapterConfig::houlsby(4.0), &device)?;
+//! assert_eq!(adapters(&model).len(), 2);
+//!
+//! // Train one task: its adapter and head train, every other parameter is frozen.
+//! let sst2_only = freeze_except(model.clone(), &BertClassifier::task_trainable("sst2"))?;
+//! # let _ = sst2_only;
+//!
+//! let ids = Tensor::<2, Int>::from_ints([[2, 7, 9, 3], [2, 5, 3, 0]], &device);
+//! let input = BertInput::new(ids);
+//! // One adapter (and the head of the same name), or AdapterHub's blocks...
+//! set_active(&mut model, Some(Setup::stack(["mrpc", "sst2"])))?;
+//! let _logits = model.forward(input.clone());
+//! // ...or each example its own task, in one batch: one output per head.
+//! set_active(&mut model, Some(Setup::Route(vec![
+//!     Some(Setup::single("sst2")), Some(Setup::single("mrpc")),
+//! ])))?;
+//! for out in model.forward_heads(input.clone())? {
+//!     println!("{}: rows {:?}", out.head, out.rows);
+//! }
+//! // AdapterFusion over both (train it with `TrainingMethod::Fusion`).
+//! add_fusion(&mut model, &["sst2", "mrpc"], &FusionConfig::dynamic(), &device)?;
+//! set_active(&mut model, Some(Setup::fuse(["sst2", "mrpc"])))?;
+//! let _fused = model.forward(input);
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]

@@ -161,6 +161,7 @@ pub fn adapter_config(data: &[u8]) -> bool {
                 let mut model = s.bert.clone();
                 consume(attach_adapters(&mut model, config, &device())).is_some()
             }
+            AdapterMethod::Fusion { config, .. } => consume(config.validate()).is_some(),
             AdapterMethod::HeadOnly => true,
         }
     })

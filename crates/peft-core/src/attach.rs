@@ -102,7 +102,10 @@ pub fn sites<H: AdapterHost + ?Sized>(host: &H) -> Vec<(usize, AdapterSite, &Ada
     out
 }
 
-fn for_each_site<H: AdapterHost + ?Sized>(host: &mut H, mut f: impl FnMut(usize, AdapterSite, &mut AdapterLayer)) {
+fn for_each_site<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    mut f: impl FnMut(usize, AdapterSite, &mut AdapterLayer),
+) {
     for layer in 0..host.num_layers() {
         for site in AdapterSite::ALL {
             if let Some(s) = host.adapter_layer_mut(layer, site) {
@@ -317,7 +320,10 @@ pub fn add_fusion<H: AdapterHost + ?Sized, S: AsRef<str>>(
 }
 
 /// Delete the fusion layer over `names`; returns the number of sites it was removed from.
-pub fn delete_fusion<H: AdapterHost + ?Sized, S: AsRef<str>>(host: &mut H, names: &[S]) -> Result<usize> {
+pub fn delete_fusion<H: AdapterHost + ?Sized, S: AsRef<str>>(
+    host: &mut H,
+    names: &[S],
+) -> Result<usize> {
     let name: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
     let name = name.join(",");
     let mut removed = 0;
@@ -364,7 +370,11 @@ pub fn set_active<H: AdapterHost + ?Sized>(host: &mut H, setup: Option<Setup>) -
             return Err(PeftError::NotFound {
                 kind: "fusion",
                 name: missing,
-                available: if have.is_empty() { "no fusions".into() } else { have.join("; ") },
+                available: if have.is_empty() {
+                    "no fusions".into()
+                } else {
+                    have.join("; ")
+                },
             });
         }
     }
@@ -377,8 +387,14 @@ fn collect_fusions(setup: &Setup, out: &mut Vec<String>) {
         out.push(n);
     }
     match setup {
-        Setup::Route(routes) => routes.iter().flatten().for_each(|r| collect_fusions(r, out)),
-        _ => setup.children().iter().for_each(|c| collect_fusions(c, out)),
+        Setup::Route(routes) => routes
+            .iter()
+            .flatten()
+            .for_each(|r| collect_fusions(r, out)),
+        _ => setup
+            .children()
+            .iter()
+            .for_each(|c| collect_fusions(c, out)),
     }
 }
 

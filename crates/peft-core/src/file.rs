@@ -33,6 +33,13 @@ pub enum AdapterMethod {
     Bottleneck(AdapterConfig),
     /// No adapter modules: only a task head (and whatever the trainable selection names).
     HeadOnly,
+    /// An AdapterFusion layer over adapters that are loaded separately.
+    Fusion {
+        /// The fused adapters, in order.
+        adapters: Vec<String>,
+        /// The fusion layer's config.
+        config: crate::fusion::FusionConfig,
+    },
 }
 
 /// The base model an adapter belongs to.

@@ -89,7 +89,12 @@ impl FusionConfig {
 
     /// Build a fusion layer for a model of width `d_model`; `model_dropout` is the model's
     /// attention-probability dropout, used unless [`FusionConfig::dropout_prob`] is set.
-    pub fn init(&self, d_model: usize, model_dropout: f64, device: &Device) -> Result<AdapterFusion> {
+    pub fn init(
+        &self,
+        d_model: usize,
+        model_dropout: f64,
+        device: &Device,
+    ) -> Result<AdapterFusion> {
         self.validate()?;
         let bert = Initializer::Normal {
             mean: 0.0,

@@ -62,8 +62,9 @@ mod testing;
 pub use activation::Activation;
 pub use attach::{
     AdapterDrop, AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER,
-    active_setup, add_adapter, check_active_batch, parallel_channels, add_fusion, adapters, attach_adapters, delete_adapter,
-    delete_fusion, fusions, remove_adapters, set_active, set_adapter_drop, sites,
+    active_setup, adapters, add_adapter, add_fusion, attach_adapters, check_active_batch,
+    delete_adapter, delete_fusion, fusions, parallel_channels, remove_adapters, set_active,
+    set_adapter_drop, sites,
 };
 pub use bottleneck::{BottleneckAdapter, residual_site};
 pub use config::{
@@ -71,15 +72,15 @@ pub use config::{
     Composition, Scaling, Wiring,
 };
 pub use error::{PeftError, Result};
-pub use fusion::{AdapterFusion, FusionConfig};
-pub use setup::Setup;
-pub use named::Named;
-pub use site::{AdapterLayer, FusionMeta, replicate_batch};
 pub use file::{
     AdapterFile, AdapterLoadReport, AdapterMethod, BaseModelInfo, HeadInfo, load_adapter_weights,
     read_adapter_file, save_adapter,
 };
 pub use freeze::{
-    ADAPTER_PATTERN, FUSION_PATTERN, ParamSummary, Trainable, freeze_except, param_paths, param_summary,
-    randomize_matching,
+    ADAPTER_PATTERN, FUSION_PATTERN, ParamSummary, Trainable, freeze_except, param_paths,
+    param_summary, randomize_matching,
 };
+pub use fusion::{AdapterFusion, FusionConfig};
+pub use named::Named;
+pub use setup::Setup;
+pub use site::{AdapterLayer, FusionMeta, replicate_batch};

@@ -440,7 +440,10 @@ mod tests {
         ];
         for s in bad {
             assert!(
-                matches!(s.validate(), Err(PeftError::InvalidSetup(_) | PeftError::InvalidName(_))),
+                matches!(
+                    s.validate(),
+                    Err(PeftError::InvalidSetup(_) | PeftError::InvalidName(_))
+                ),
                 "{s} must be rejected"
             );
         }
@@ -463,8 +466,16 @@ mod tests {
 
     #[test]
     fn batch_checks() {
-        assert!(Setup::batch_split(["a", "b"], vec![2, 3]).check_batch(5).is_ok());
-        assert!(Setup::batch_split(["a", "b"], vec![2, 3]).check_batch(4).is_err());
+        assert!(
+            Setup::batch_split(["a", "b"], vec![2, 3])
+                .check_batch(5)
+                .is_ok()
+        );
+        assert!(
+            Setup::batch_split(["a", "b"], vec![2, 3])
+                .check_batch(4)
+                .is_err()
+        );
         let r = Setup::Route(vec![Some(Setup::single("a")), None]);
         assert!(r.check_batch(2).is_ok());
         assert!(r.check_batch(3).is_err());

@@ -138,7 +138,12 @@ impl AdapterLayer {
     }
 
     /// Add (or replace) a fusion layer over `adapters`.
-    pub fn insert_fusion(&mut self, adapters: &[String], config: FusionConfig, module: AdapterFusion) {
+    pub fn insert_fusion(
+        &mut self,
+        adapters: &[String],
+        config: FusionConfig,
+        module: AdapterFusion,
+    ) {
         let meta = FusionMeta {
             adapters: adapters.to_vec(),
             config,
@@ -454,8 +459,12 @@ impl AdapterLayer {
         let Some(last) = self.adapter(last_name) else {
             return state;
         };
-        let (hidden, query, residual) =
-            last.pre_forward(state.hidden, state.input.clone(), ln, fusion.query_before_ln);
+        let (hidden, query, residual) = last.pre_forward(
+            state.hidden,
+            state.input.clone(),
+            ln,
+            fusion.query_before_ln,
+        );
         let state = State {
             hidden,
             residual,

@@ -5,7 +5,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Distribution, Tensor, Tolerance};
 
 use crate::attach::{
-    AdapterDrop, active_setup, add_adapter, add_fusion, adapters, delete_adapter, fusions,
+    AdapterDrop, active_setup, adapters, add_adapter, add_fusion, delete_adapter, fusions,
     set_active, set_adapter_drop,
 };
 use crate::config::{AdapterConfig, Scaling};
@@ -32,9 +32,11 @@ fn pfeiffer_scaled() -> AdapterConfig {
 fn toy(device: &Device) -> Toy {
     device.seed(21);
     let mut toy = Toy::new(D, 3, device);
-    add_adapter(&mut toy, "a", &AdapterConfig::houlsby(2.0), device).unwrap_or_else(|e| panic!("{e}"));
+    add_adapter(&mut toy, "a", &AdapterConfig::houlsby(2.0), device)
+        .unwrap_or_else(|e| panic!("{e}"));
     add_adapter(&mut toy, "b", &pfeiffer_scaled(), device).unwrap_or_else(|e| panic!("{e}"));
-    add_adapter(&mut toy, "c", &AdapterConfig::parallel(), device).unwrap_or_else(|e| panic!("{e}"));
+    add_adapter(&mut toy, "c", &AdapterConfig::parallel(), device)
+        .unwrap_or_else(|e| panic!("{e}"));
     randomize_matching(toy, r"adapters\.", 0.4).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -136,7 +138,11 @@ fn parallel_gives_each_channel_its_adapter() {
         close(out.clone().slice(i * 3..(i + 1) * 3), expected);
     }
     assert!(
-        (out.clone().slice(0..3) - out.slice(3..6)).abs().max().into_scalar::<f32>() > 1e-3,
+        (out.clone().slice(0..3) - out.slice(3..6))
+            .abs()
+            .max()
+            .into_scalar::<f32>()
+            > 1e-3,
         "the channels must differ"
     );
 }
@@ -225,11 +231,22 @@ fn average_is_adapterhubs_weighted_mean() {
     let toy = randomize_matching(toy, r"adapters\.", 0.4).unwrap_or_else(|e| panic!("{e}"));
     let x = input(2, &device);
     let block = &toy.blocks[0];
-    let h1 = block.attention.layer_norm.forward(block.attention.dense.forward(x.clone()) + x.clone());
+    let h1 = block
+        .attention
+        .layer_norm
+        .forward(block.attention.dense.forward(x.clone()) + x.clone());
     let hidden = block.output.dense.forward(h1.clone());
     let ln = Some(&block.output.layer_norm);
-    let p = block.output.adapters.adapter("p").unwrap_or_else(|| panic!("p"));
-    let q = block.output.adapters.adapter("q").unwrap_or_else(|| panic!("q"));
+    let p = block
+        .output
+        .adapters
+        .adapter("p")
+        .unwrap_or_else(|| panic!("p"));
+    let q = block
+        .output
+        .adapters
+        .adapter("q")
+        .unwrap_or_else(|| panic!("q"));
     let (xp, _, rp) = p.pre_forward(hidden.clone(), h1.clone(), ln, false);
     // Weights 1 and 3, normalised to 0.25 / 0.75, then AdapterHub's mean over 2 children.
     let mean = (p.forward_adapter(xp.clone(), rp.clone()).0 * 0.25
@@ -237,7 +254,11 @@ fn average_is_adapterhubs_weighted_mean() {
         / 2.0;
     let expected = q.post_forward(mean, hidden, h1, ln);
     let mut toy = toy;
-    let got = run(&mut toy, Some(Setup::average(["p", "q"], vec![1.0, 3.0])), x);
+    let got = run(
+        &mut toy,
+        Some(Setup::average(["p", "q"], vec![1.0, 3.0])),
+        x,
+    );
     close(got, expected);
 }
 
@@ -260,11 +281,26 @@ fn fuse_is_attention_over_the_adapters_outputs() {
     let toy = randomize_matching(toy, r"adapters\.", 0.4).unwrap_or_else(|e| panic!("{e}"));
     let x = input(2, &device);
     let block = &toy.blocks[0];
-    let h1 = block.attention.layer_norm.forward(block.attention.dense.forward(x.clone()) + x.clone());
+    let h1 = block
+        .attention
+        .layer_norm
+        .forward(block.attention.dense.forward(x.clone()) + x.clone());
     let hidden = block.output.dense.forward(h1.clone());
-    let p = block.output.adapters.adapter("p").unwrap_or_else(|| panic!("p"));
-    let q = block.output.adapters.adapter("q").unwrap_or_else(|| panic!("q"));
-    let f = block.output.adapters.fusion("p,q").unwrap_or_else(|| panic!("fusion"));
+    let p = block
+        .output
+        .adapters
+        .adapter("p")
+        .unwrap_or_else(|| panic!("p"));
+    let q = block
+        .output
+        .adapters
+        .adapter("q")
+        .unwrap_or_else(|| panic!("q"));
+    let f = block
+        .output
+        .adapters
+        .fusion("p,q")
+        .unwrap_or_else(|| panic!("fusion"));
     // Independent formula: with z = LN(h + x) (pfeiffer's pre_forward), u_i = s·up_i(act(down_i(z))),
     // attention of Q(z) over K(u_i), values V(u_i), plus pfeiffer's adapter residual (the
     // sub-layer output h, taken before the LayerNorm); then LN(out + x).
@@ -303,7 +339,10 @@ fn adapter_drop_skips_the_named_layers() {
     set_adapter_drop(&mut cut, &AdapterDrop::default()).unwrap_or_else(|e| panic!("{e}"));
     cut.blocks[0].attention.adapters.remove("a");
     cut.blocks[0].output.adapters.remove("a");
-    close(got.clone(), run(&mut cut, Some(Setup::single("a")), x.clone()));
+    close(
+        got.clone(),
+        run(&mut cut, Some(Setup::single("a")), x.clone()),
+    );
     assert!(
         (got - run(&mut cut.clone(), Some(Setup::single("a")), x.clone()))
             .abs()
@@ -339,7 +378,11 @@ fn train_adapter_and_train_fusion_freeze_everything_else() {
         let frozen = freeze_except(toy.clone(), &selection).unwrap_or_else(|e| panic!("{e}"));
         let mut v = Grad(vec![], vec![]);
         frozen.visit(&mut v);
-        let trained: Vec<_> = v.1.iter().filter(|(_, g)| *g).map(|(p, _)| p.clone()).collect();
+        let trained: Vec<_> =
+            v.1.iter()
+                .filter(|(_, g)| *g)
+                .map(|(p, _)| p.clone())
+                .collect();
         assert!(!trained.is_empty());
         for (path, grad) in &v.1 {
             assert_eq!(*grad, path.contains(prefix), "{path}");

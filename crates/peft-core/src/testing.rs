@@ -5,8 +5,8 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::attach::AdapterHost;
-use crate::site::AdapterLayer;
 use crate::config::AdapterSite;
+use crate::site::AdapterLayer;
 
 #[derive(Module, Debug)]
 pub struct ToySub {

@@ -155,6 +155,15 @@ pub fn load_classifier_adapter(
         AdapterMethod::HeadOnly => {
             remove_adapters(model);
         }
+        AdapterMethod::Fusion { adapters, config } => {
+            if !peft_core::fusions(model).contains(adapters) {
+                peft_core::add_fusion(model, adapters, config, device)?;
+            }
+            peft_core::set_active(
+                model,
+                Some(peft_core::Setup::fuse(adapters.iter().cloned())),
+            )?;
+        }
     }
     load_adapter_weights(model, dir, &file)?;
     Ok(file)

@@ -16,12 +16,12 @@ use burn::train::{
     SupervisedTraining,
 };
 use peft_core::{
-    AdapterConfig, AdapterFile, AdapterMethod, AttachReport, ParamSummary, Trainable,
-    attach_adapters, freeze_except, param_summary,
+    AdapterConfig, AdapterFile, AdapterMethod, AttachReport, FusionConfig, ParamSummary, Setup,
+    Trainable, add_adapter, add_fusion, freeze_except, param_summary, set_active,
 };
 use peft_models::bert::BertModel;
 use peft_models::head::{
-    BertClassifier, ClassificationHeadConfig, HEAD_PATTERN, HeadInit, HeadPooling,
+    BertClassifier, ClassificationHeadConfig, HeadInit, HeadPooling, head_pattern,
 };
 use serde::{Deserialize, Serialize};
 
@@ -49,16 +49,28 @@ pub enum TrainingMethod {
     },
     /// Only the head; the base is frozen.
     HeadOnly,
+    /// AdapterFusion (Pfeiffer et al. 2021) over adapters the model already holds: the fusion
+    /// layer and the task's head train; the fused adapters stay frozen (AdapterHub's
+    /// `train_adapter_fusion`).
+    Fusion {
+        /// The fused adapters, in order.
+        adapters: Vec<String>,
+        /// The fusion layer. Default in AdapterHub: `dynamic`.
+        config: FusionConfig,
+    },
     /// Every parameter (full fine-tuning, the baseline).
     Full,
 }
 
 impl TrainingMethod {
-    /// The parameters that train (and are saved).
-    pub fn trainable(&self) -> Trainable {
+    /// The parameters that train (and are saved) for task `task` (the adapter and head name).
+    pub fn trainable(&self, task: &str) -> Trainable {
         match self {
-            Self::Adapter { .. } => BertClassifier::adapter_trainable(),
-            Self::HeadOnly => Trainable::none().with_pattern(HEAD_PATTERN),
+            Self::Adapter { .. } => BertClassifier::task_trainable(task),
+            Self::HeadOnly => Trainable::none().with_pattern(head_pattern(task)),
+            Self::Fusion { adapters, .. } => Trainable::none()
+                .with_fusion(adapters)
+                .with_pattern(head_pattern(task)),
             Self::Full => Trainable::none().with_pattern(".*"),
         }
     }
@@ -77,6 +89,7 @@ impl TrainingMethod {
                 config.placement.composition
             ),
             Self::HeadOnly => "head-only".into(),
+            Self::Fusion { adapters, .. } => format!("fusion of {}", adapters.join(", ")),
             Self::Full => "full".into(),
         }
     }
@@ -128,6 +141,11 @@ pub struct ClassifierTrainingConfig {
     /// over: an earlier run's artefacts there are removed first. Default: true.
     #[config(default = true)]
     pub resume: bool,
+    /// The task's name: the adapter (or fusion) and the head that train are the ones of this
+    /// name; other adapters and heads of the model stay frozen. Default: `default`
+    /// ([`peft_core::DEFAULT_ADAPTER`]).
+    #[config(default = "peft_core::DEFAULT_ADAPTER.to_string()")]
+    pub task: String,
     /// Weight init of a fresh head ([`train_classifier_from_dir`]). Default:
     /// `HeadInit::PyTorchDefault`; `HeadInit::adapterhub()` is AdapterHub's.
     #[config(default = "HeadInit::PyTorchDefault")]
@@ -150,9 +168,12 @@ impl ClassifierTrainingConfig {
         if self.max_steps == Some(0) {
             return bad("max_steps must be at least 1");
         }
-        if let TrainingMethod::Adapter { config } = &self.method {
-            config.validate()?;
+        match &self.method {
+            TrainingMethod::Adapter { config } => config.validate()?,
+            TrainingMethod::Fusion { config, .. } => config.validate()?,
+            _ => {}
         }
+        peft_core::setup::check_name(&self.task)?;
         self.optim.validate()
     }
 }
@@ -238,17 +259,53 @@ pub struct TrainingReport {
     pub adapter_bytes: u64,
 }
 
-/// Prepare `model` for `method`: attach adapters, freeze all but the trainable parameters.
+/// Prepare `model` to train task `task` with `method` (AdapterHub's `train_adapter` /
+/// `train_adapter_fusion`): add adapter `task` (or the fusion layer) unless the model has it
+/// already with the same config, activate it, make head `task` the active head, and freeze
+/// every other parameter.
+///
+/// # Errors
+/// The model has no head named `task`; an adapter `task` exists with another config; a fused
+/// adapter is missing; invalid configs.
 pub fn prepare_model(
     mut model: BertClassifier,
     method: &TrainingMethod,
+    task: &str,
     device: &Device,
 ) -> Result<(BertClassifier, Option<AttachReport>, ParamSummary)> {
+    model.set_active_head(task)?;
     let attached = match method {
-        TrainingMethod::Adapter { config } => Some(attach_adapters(&mut model, config, device)?),
-        _ => None,
+        TrainingMethod::Adapter { config } => {
+            let existing = peft_core::adapters(&model)
+                .into_iter()
+                .find(|a| a.name == task);
+            let report = match existing {
+                Some(a) if &a.config == config => None,
+                Some(_) => {
+                    return Err(peft_core::PeftError::AlreadyExists {
+                        kind: "adapter",
+                        name: task.to_string(),
+                    }
+                    .into());
+                }
+                None => Some(add_adapter(&mut model, task, config, device)?),
+            };
+            set_active(&mut model, Some(Setup::single(task)))?;
+            report
+        }
+        TrainingMethod::Fusion { adapters, config } => {
+            if !peft_core::fusions(&model).contains(adapters) {
+                add_fusion(&mut model, adapters, config, device)?;
+            }
+            set_active(&mut model, Some(Setup::fuse(adapters.iter().cloned())))?;
+            None
+        }
+        TrainingMethod::HeadOnly | TrainingMethod::Full => {
+            set_active(&mut model, None)?;
+            None
+        }
     };
-    let trainable = method.trainable();
+    let trainable = method.trainable(task);
     let model = freeze_except(model, &trainable)?;
     let summary = param_summary(&model, &trainable)?;
     Ok((model, attached, summary))
@@ -371,7 +428,7 @@ pub fn train_classifier(
             "training and validation data must not be empty".into(),
         ));
     }
-    let num_labels = model.head()?.num_labels();
+    let num_labels = model.heads.require("head", &config.task)?.num_labels();
     if let Some(bad) = data
         .train
         .iter()
@@ -440,8 +497,8 @@ pub fn train_classifier(
     std::fs::create_dir_all(out).map_err(io_err(out))?;
 
     device.seed(config.seed);
-    let (model, attached, summary) = prepare_model(model, &config.method, &device)?;
-    let trainable = config.method.trainable();
+    let (model, attached, summary) = prepare_model(model, &config.method, &config.task, &device)?;
+    let trainable = config.method.trainable(&config.task);
 
     let train_loader = EpochLoader::new(
         train_items,
@@ -534,6 +591,10 @@ pub fn train_classifier(
         (method, _) => {
             let method = match method {
                 TrainingMethod::Adapter { config } => AdapterMethod::Bottleneck(config.clone()),
+                TrainingMethod::Fusion { adapters, config } => AdapterMethod::Fusion {
+                    adapters: adapters.clone(),
+                    config: config.clone(),
+                },
                 _ => AdapterMethod::HeadOnly,
             };
             let file = AdapterFile::new(method, model.base_info(), &trainable)
@@ -595,7 +656,7 @@ pub fn train_classifier_from_dir(
     let head = ClassificationHeadConfig::new(bert.hidden_size, num_labels)
         .with_pooling(pooling)
         .with_init(config.head_init);
-    let model = BertClassifier::new(bert, &head, &device)?;
+    let model = BertClassifier::new_named(bert, &config.task, &head, &device)?;
     let options = RunOptions {
         base_dir: options.base_dir.or_else(|| Some(model_dir.to_path_buf())),
         ..options

@@ -20,8 +20,7 @@ use crate::error::{ModelError, Result};
 /// `heads.<name>.…`): their own layers (`dense`, `classifier`) as whole path segments, so that a
 /// base module that merely has `head` in its path (`encoder.head.weight`) stays frozen. Not
 /// anchored at the start: training checkpoints name the model's tensors under a prefix.
-pub const HEAD_PATTERN: &str =
-    r"(^|\.)heads\.[A-Za-z0-9_-]+\.(dense|classifier)\.(weight|bias)$";
+pub const HEAD_PATTERN: &str = r"(^|\.)heads\.[A-Za-z0-9_-]+\.(dense|classifier)\.(weight|bias)$";
 
 /// How the sentence vector is formed from the encoder output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -176,15 +175,17 @@ pub struct HeadOutput {
 /// BERT with named sequence-classification heads: the model users fine-tune on GLUE-style
 /// tasks, one head per task (AdapterHub's flexible heads).
 ///
-/// A forward pass uses the head named like the active setup's last adapter when there is
-/// one (AdapterHub's rule), else the active head ([`BertClassifier::set_active_head`]).
+/// A forward pass uses the head named like the active adapter when the setup ends in a single
+/// adapter that has a head (AdapterHub's rule), else the active head
+/// ([`BertClassifier::set_active_head`]); `Parallel`, `BatchSplit` and routes feed one head per
+/// part ([`BertClassifier::forward_heads`]).
 #[derive(Module, Debug)]
 pub struct BertClassifier {
     /// The encoder (frozen in adapter training).
     pub bert: BertModel,
     /// The task heads, by name (`heads.<name>.…`).
     pub heads: Named<ClassificationHead, HeadMeta>,
-    /// The head used when no head is named like the active setup's last adapter.
+    /// The head used when the active setup does not name one (see the type's docs).
     #[module(skip)]
     pub active_head: String,
 }
@@ -192,12 +193,22 @@ pub struct BertClassifier {
 impl BertClassifier {
     /// Wrap an encoder with one fresh head named [`DEFAULT_ADAPTER`], active.
     pub fn new(bert: BertModel, head: &ClassificationHeadConfig, device: &Device) -> Result<Self> {
+        Self::new_named(bert, DEFAULT_ADAPTER, head, device)
+    }
+
+    /// Wrap an encoder with one fresh head named `name`, active.
+    pub fn new_named(
+        bert: BertModel,
+        name: &str,
+        head: &ClassificationHeadConfig,
+        device: &Device,
+    ) -> Result<Self> {
         let mut model = Self {
             bert,
             heads: Named::new(),
-            active_head: DEFAULT_ADAPTER.to_string(),
+            active_head: name.to_string(),
         };
-        model.add_head(DEFAULT_ADAPTER, head, device)?;
+        model.add_head(name, head, device)?;
         Ok(model)
     }
 
@@ -224,7 +235,12 @@ impl BertClassifier {
     }
 
     /// Add a head built elsewhere (e.g. loaded from a file).
-    pub fn insert_head(&mut self, name: &str, meta: HeadMeta, head: ClassificationHead) -> Result<()> {
+    pub fn insert_head(
+        &mut self,
+        name: &str,
+        meta: HeadMeta,
+        head: ClassificationHead,
+    ) -> Result<()> {
         if head.pooling == HeadPooling::Pooler && self.bert.pooler.is_none() {
             return Err(ModelError::InvalidConfig(
                 "head pooling `pooler` needs a model with a pooler".into(),
@@ -270,17 +286,28 @@ impl BertClassifier {
     pub fn head_mut(&mut self) -> Result<&mut ClassificationHead> {
         let name = self.current_head_name();
         self.heads.require("head", &name)?;
-        self.heads.get_mut(&name).ok_or_else(|| {
-            ModelError::InvalidConfig(format!("head `{name}` vanished"))
-        })
+        self.heads
+            .get_mut(&name)
+            .ok_or_else(|| ModelError::InvalidConfig(format!("head `{name}` vanished")))
     }
 
-    /// The name of the head a plain forward pass uses.
+    /// The name of the head a plain forward pass uses: AdapterHub's
+    /// `parse_heads_from_composition` for a single final adapter (the setup itself, or a
+    /// `Stack`'s last child, when a head has its name), else the active head.
     pub fn current_head_name(&self) -> String {
-        peft_core::active_setup(self)
-            .and_then(|s| s.last().map(str::to_string))
-            .filter(|n| self.heads.get(n).is_some())
-            .unwrap_or_else(|| self.active_head.clone())
+        self.head_for(peft_core::active_setup(self).as_ref())
+    }
+
+    /// The head for `setup` by the rule of [`BertClassifier::current_head_name`].
+    fn head_for(&self, setup: Option<&Setup>) -> String {
+        let last = match setup {
+            Some(Setup::Stack(children)) => children.last(),
+            other => other,
+        };
+        match last {
+            Some(Setup::Single(name)) if self.heads.get(name).is_some() => name.clone(),
+            _ => self.active_head.clone(),
+        }
     }
 
     /// Load a pre-trained encoder from a Hugging Face directory and add a fresh head.
@@ -371,18 +398,25 @@ impl BertClassifier {
             return Ok(children
                 .iter()
                 .enumerate()
-                .map(|(i, c)| (head_of(c), all.clone(), all.iter().map(|r| i * batch + r).collect()))
+                .map(|(i, c)| {
+                    (
+                        head_of(c),
+                        all.clone(),
+                        all.iter().map(|r| i * batch + r).collect(),
+                    )
+                })
                 .collect());
         }
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-        let mut push = |name: String, row: usize| match groups.iter_mut().find(|(n, _)| *n == name) {
+        let mut push = |name: String, row: usize| match groups.iter_mut().find(|(n, _)| *n == name)
+        {
             Some((_, rows)) => rows.push(row),
             None => groups.push((name, vec![row])),
         };
         match &setup {
             Some(Setup::Route(routes)) => {
                 for (row, r) in routes.iter().enumerate() {
-                    push(r.as_ref().map_or_else(|| current.clone(), &head_of), row);
+                    push(self.head_for(r.as_ref()), row);
                 }
             }
             Some(Setup::BatchSplit {
