@@ -114,4 +114,5 @@ pub fn print_finished_run(out: &std::path::Path, epochs: usize) {
 }
 
 /// Bytes as a human-readable size (the library's, as download progress lines print it).
+#[allow(unused_imports)]
 pub use burn_peft::models::download::human_bytes;
