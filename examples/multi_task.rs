@@ -263,7 +263,7 @@ fn mixed_accuracy(
         let input = BertInput::new(batch.input_ids)
             .with_token_type_ids(batch.token_type_ids)
             .with_attention_mask(batch.attention_mask);
-        let labels: Vec<i64> = batch.labels.into_data().try_to_vec()?;
+        let labels: Vec<i64> = batch.labels.into_data().convert::<i64>().try_to_vec()?;
         let routes = chunk
             .iter()
             .map(|(k, _)| Some(Setup::single(tasks[*k].name.clone())))
@@ -286,7 +286,12 @@ fn mixed_accuracy(
                 .max()
                 .into_scalar::<f32>();
             max_diff = max_diff.max(diff);
-            let predicted: Vec<i64> = out.logits.argmax(1).into_data().try_to_vec()?;
+            let predicted: Vec<i64> = out
+                .logits
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec()?;
             for (&row, p) in out.rows.iter().zip(predicted) {
                 if labels.get(row) == Some(&p) {
                     correct[k] += 1;

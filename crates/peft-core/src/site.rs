@@ -309,7 +309,7 @@ impl AdapterLayer {
             Setup::Parallel(children) => {
                 let channels = children.len().max(1);
                 let rows = state.hidden.dims()[0];
-                if rows % channels != 0 {
+                if !rows.is_multiple_of(channels) {
                     return state;
                 }
                 let per = rows / channels;

@@ -154,6 +154,9 @@ impl ClassificationHead {
     }
 }
 
+/// `(head, batch rows, rows of the encoder output)`.
+type HeadRows = (String, Vec<usize>, Vec<usize>);
+
 /// What a classifier keeps about a head besides its weights.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HeadMeta {
@@ -375,7 +378,7 @@ impl BertClassifier {
     }
 
     /// `(head, batch rows, rows of the encoder output)` for each head a forward pass feeds.
-    fn head_plan(&self, batch: usize) -> Result<Vec<(String, Vec<usize>, Vec<usize>)>> {
+    fn head_plan(&self, batch: usize) -> Result<Vec<HeadRows>> {
         let current = self.current_head_name();
         let head_of = |s: &Setup| {
             s.last()
