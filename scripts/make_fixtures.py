@@ -917,7 +917,17 @@ STEPS = {
     "tiny-gpt2": (make_gpt2, "tiny-gpt2"),
     "tiny-roberta": (make_roberta, "tiny-roberta"),
     "trajectory": (make_trajectory, "tiny-bert/trajectory"),
+    # issue 10 (AdapterHub composition and file interop); the code lives in scripts/hub_*.py
+    "compose-bert": (lambda m: _hub("hub_compose").make_compose_bert(m), "tiny-bert/compose"),
+    "compose-gpt2": (lambda m: _hub("hub_compose").make_compose_gpt2(m), "tiny-gpt2/compose"),
 }
+
+
+def _hub(module: str):
+    """The issue-10 steps live in their own modules (imported lazily: they import this one)."""
+    import importlib
+
+    return importlib.import_module(module)
 
 
 def main() -> None:
