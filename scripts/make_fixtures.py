@@ -920,6 +920,7 @@ STEPS = {
     # issue 10 (AdapterHub composition and file interop); the code lives in scripts/hub_*.py
     "compose-bert": (lambda m: _hub("hub_compose").make_compose_bert(m), "tiny-bert/compose"),
     "compose-gpt2": (lambda m: _hub("hub_compose").make_compose_gpt2(m), "tiny-gpt2/compose"),
+    "hub-dirs": (lambda m: _hub("hub_dirs").make_hub_dirs(m), None),  # owns tiny-{bert,gpt2}/hub
 }
 
 
