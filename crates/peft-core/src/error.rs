@@ -62,6 +62,52 @@ pub enum PeftError {
         /// The version supported.
         supported: u32,
     },
+    /// An AdapterHub file uses an option this crate cannot reproduce (e.g. `phm_layer: true`).
+    #[error("{path}: `{field}` is not supported: {message}")]
+    HubUnsupported {
+        /// The file.
+        path: PathBuf,
+        /// The option, as spelt in the file (`config.use_gating`).
+        field: String,
+        /// Why, and what to do instead.
+        message: String,
+    },
+    /// A directory lacks a file it needs.
+    #[error("{dir} has no {expected}")]
+    HubMissingFile {
+        /// The directory.
+        dir: PathBuf,
+        /// The file name(s) looked for.
+        expected: String,
+    },
+    /// Tensors of a weights file that land nowhere in the model (another adapter's, an
+    /// unsupported module's, or at a site or layer the model has no adapter at).
+    #[error("{path}: {} tensor(s) land nowhere in this model: {}", keys.len(), keys.join(", "))]
+    HubUnplaced {
+        /// The weights file.
+        path: PathBuf,
+        /// The file keys.
+        keys: Vec<String>,
+    },
+    /// Model tensors that a weights file should provide but lacks.
+    #[error("{path} lacks {} tensor(s) the model needs: {}", paths.len(), paths.join(", "))]
+    HubMissingTensors {
+        /// The weights file.
+        path: PathBuf,
+        /// Our module paths.
+        paths: Vec<String>,
+    },
+    /// An adapter directory in the file layout of burn-peft before issue 10
+    /// (`adapter_config.json` with `format_version` + `adapter_model.safetensors`).
+    #[error(
+        "{dir} is a burn-peft adapter directory in the old layout (adapter_config.json + adapter_model.safetensors, PEFT's file names): {message}"
+    )]
+    LegacyAdapterDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What to do.
+        message: String,
+    },
 }
 
 /// Result alias for this crate.

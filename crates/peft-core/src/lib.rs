@@ -12,6 +12,7 @@
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
 //! | [`attach`] | [`AttachReport`], what attaching adapters to a model did |
+//! | [`adapterhub`] | AdapterHub's file format (`adapters` 1.3.0) both directions: `adapter_config.json`, `head_config.json`, fusion files, key names |
 //! | [`error`] | [`PeftError`] |
 //!
 //! Models (in `peft-models`) own the Transformer blocks; each block holds an
@@ -38,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod adapterhub;
 pub mod attach;
 pub mod bottleneck;
 pub mod config;
