@@ -921,6 +921,8 @@ STEPS = {
     "compose-bert": (lambda m: _hub("hub_compose").make_compose_bert(m), "tiny-bert/compose"),
     "compose-gpt2": (lambda m: _hub("hub_compose").make_compose_gpt2(m), "tiny-gpt2/compose"),
     "hub-dirs": (lambda m: _hub("hub_dirs").make_hub_dirs(m), None),  # owns tiny-{bert,gpt2}/hub
+    # checks the directories the Rust test adapterhub_roundtrip wrote (run that first)
+    "hub-roundtrip": (lambda m: _hub("hub_roundtrip").make_hub_roundtrip(m), None),
 }
 
 
