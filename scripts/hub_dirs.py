@@ -101,9 +101,7 @@ def make_bert(out: Path) -> dict:
             model.active_head = name
             y = model(**inp).logits
             rec[f"{name}.logits"] = mf.tensor_entry(y)
-        else:
-            y = model.bert(**inp).last_hidden_state
-            rec[f"{name}.last_hidden_state"] = mf.tensor_entry(y)
+        rec[f"{name}.last_hidden_state"] = mf.tensor_entry(model.bert(**inp).last_hidden_state)
         d = out / f"{name}-hub"
         files[f"{name}-hub"] = copy_saved(
             lambda t: model.save_adapter(t, name, with_head=head is not None, use_safetensors=safe), d)
@@ -111,6 +109,7 @@ def make_bert(out: Path) -> dict:
     model.active_head = "a"
     fuse_logits = model(**inp).logits
     rec["fuse_a_d.logits"] = mf.tensor_entry(fuse_logits)
+    rec["fuse_a_d.last_hidden_state"] = mf.tensor_entry(model.bert(**inp).last_hidden_state)
     files["fusion-a-d"] = copy_saved(lambda t: model.save_adapter_fusion(t, "a,d"), out / "fusion-a-d")
     keys = {f"{k}/{f}": file_keys(out / k / f) for k, names in files.items() for f in names
             if f.endswith((".bin", ".safetensors"))}
@@ -146,8 +145,8 @@ def make_bert(out: Path) -> dict:
         "850+i); fusion 'a,d' (dynamic) as in compose/ (seed 880). eval. <name>-hub/ = model.save_adapter(dir, "
         "name, with_head=<has head>, use_safetensors=<c only>); fusion-a-d/ = save_adapter_fusion(dir, 'a,d'). "
         "<name>.logits = model(**inputs).logits with set_active_adapters(name), active_head = name; "
-        "<name>.last_hidden_state (no head) = model.bert(**inputs).last_hidden_state; fuse_a_d.logits = "
-        "Fuse('a','d') with head a. files = what each saver wrote and the tensor names in each weights file. "
+        "<name>.last_hidden_state = model.bert(**inputs).last_hidden_state (every adapter); fuse_a_d.logits "
+        "(head a) and fuse_a_d.last_hidden_state with Fuse('a','d') active. files = what each saver wrote and the tensor names in each weights file. "
         "Each directory reloads with AdapterHub's load_adapter/load_adapter_fusion to identical outputs."
     )
     return rec

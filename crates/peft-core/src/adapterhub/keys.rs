@@ -167,9 +167,9 @@ impl HubKeys {
         Vec::new()
     }
 
-    /// Where AdapterHub key `key` of fusion layer `fusion` (e.g. `a,d`) lands; `None` if it is
-    /// not one of that fusion's tensors.
-    pub fn fusion_landing(&self, key: &str, fusion: &str) -> Option<String> {
+    /// Where AdapterHub key `key` of fusion layer `fusion` (e.g. `a,d`) lands, as our fusion
+    /// `ours` (the fused names joined by `,`); `None` if it is not one of that fusion's tensors.
+    pub fn fusion_landing(&self, key: &str, fusion: &str, ours_name: &str) -> Option<String> {
         let key = self.strip_prefix(key);
         let (_, layer, rest, ours) = self.site_of(key)?;
         let inner = rest
@@ -179,7 +179,7 @@ impl HubKeys {
         match inner {
             "query.weight" | "query.bias" | "key.weight" | "key.bias" | "value.weight"
             | "dense.weight" | "dense.bias" => Some(format!(
-                "{}.{}.{fusion}.{inner}",
+                "{}.{}.{ours_name}.{inner}",
                 fill(ours, layer),
                 self.our_fusions
             )),
@@ -310,9 +310,9 @@ mod tests {
     fn fusion_keys_both_ways() {
         let key = "transformer.h.0.output_adapters.adapter_fusion_layer.a,d.value.weight";
         let ours = "h.0.mlp.fusions.a,d.value.weight";
-        assert_eq!(GPT2.fusion_landing(key, "a,d"), Some(ours.into()));
+        assert_eq!(GPT2.fusion_landing(key, "a,d", "a,d"), Some(ours.into()));
         assert_eq!(GPT2.fusion_key(ours, "a,d"), Some(key.into()));
-        assert_eq!(GPT2.fusion_landing(key, "a"), None);
+        assert_eq!(GPT2.fusion_landing(key, "a", "a"), None);
         assert_eq!(head_key("heads.a.4.weight", "a"), Some((4, "weight")));
         assert_eq!(head_key("heads.ab.4.weight", "a"), None);
     }
