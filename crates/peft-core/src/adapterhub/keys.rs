@@ -30,6 +30,9 @@ pub struct HubKeys {
     pub our_adapters: &'static str,
     /// Our container of fusion layers inside the site module, e.g. `fusions`.
     pub our_fusions: &'static str,
+    /// The module path of the model these keys are used on, inside the module that is
+    /// loaded or saved: empty for the bare model, `bert.` for a classifier wrapping it.
+    pub our_prefix: &'static str,
 }
 
 /// Where a file key lands in our model.
@@ -69,6 +72,11 @@ fn fill(template: &str, layer: usize) -> String {
 }
 
 impl HubKeys {
+    /// The same keys for a module that holds this model at `our_prefix` (e.g. `bert.`).
+    pub const fn under(self, our_prefix: &'static str) -> Self {
+        Self { our_prefix, ..self }
+    }
+
     fn strip_prefix<'k>(&self, key: &'k str) -> &'k str {
         self.prefixes
             .iter()
@@ -101,7 +109,12 @@ impl HubKeys {
             .strip_prefix("adapters.")?
             .strip_prefix(name)?
             .strip_prefix('.')?;
-        let base = format!("{}.{}.{load_as}", fill(ours, layer), self.our_adapters);
+        let base = format!(
+            "{}{}.{}.{load_as}",
+            self.our_prefix,
+            fill(ours, layer),
+            self.our_adapters
+        );
         let leaf = |module: &str, leaf: &str| match leaf {
             "weight" | "bias" => Some(format!("{base}.{module}.{leaf}")),
             _ => None,
@@ -134,6 +147,9 @@ impl HubKeys {
         ln_before: bool,
     ) -> Vec<String> {
         let prefix = self.prefixes.first().copied().unwrap_or("");
+        let Some(path) = path.strip_prefix(self.our_prefix) else {
+            return Vec::new();
+        };
         for (_, hub, ours) in self.sites {
             let Some((layer, rest)) = match_site(path, ours) else {
                 continue;
@@ -179,7 +195,8 @@ impl HubKeys {
         match inner {
             "query.weight" | "query.bias" | "key.weight" | "key.bias" | "value.weight"
             | "dense.weight" | "dense.bias" => Some(format!(
-                "{}.{}.{ours_name}.{inner}",
+                "{}{}.{}.{ours_name}.{inner}",
+                self.our_prefix,
                 fill(ours, layer),
                 self.our_fusions
             )),
@@ -190,6 +207,7 @@ impl HubKeys {
     /// The AdapterHub key of our fusion tensor `path`, or `None` if it is not one of `fusion`'s.
     pub fn fusion_key(&self, path: &str, fusion: &str) -> Option<String> {
         let prefix = self.prefixes.first().copied().unwrap_or("");
+        let path = path.strip_prefix(self.our_prefix)?;
         self.sites.iter().find_map(|(_, hub, ours)| {
             let (layer, rest) = match_site(path, ours)?;
             let inner = rest
@@ -235,6 +253,7 @@ mod tests {
         ],
         our_adapters: "adapters",
         our_fusions: "fusions",
+        our_prefix: "",
     };
 
     // Key names as written by adapters 1.3.0 (fixtures/tiny-gpt2/hub/golden.json `files.keys`).
@@ -275,6 +294,27 @@ mod tests {
                 false
             ),
             None
+        );
+    }
+
+    #[test]
+    fn keys_under_a_wrapper() {
+        let inner = GPT2.under("lm.");
+        let key = "transformer.h.0.output_adapters.adapters.a.adapter_up.weight";
+        assert_eq!(
+            inner.adapter_landing(key, "a", "a", false),
+            Some(Landing::Path(
+                "lm.h.0.mlp.adapters.a.adapter_up.weight".into()
+            ))
+        );
+        assert_eq!(
+            inner.adapter_keys("lm.h.0.mlp.adapters.a.adapter_up.weight", "a", "a", false),
+            vec![key.to_string()]
+        );
+        assert!(
+            inner
+                .adapter_keys("h.0.mlp.adapters.a.adapter_up.weight", "a", "a", false)
+                .is_empty()
         );
     }
 
