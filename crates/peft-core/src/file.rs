@@ -238,9 +238,13 @@ pub fn read_adapter_file(dir: impl AsRef<Path>) -> Result<AdapterFile> {
         let other = if raw.get("format_version").is_some() {
             None
         } else if raw.get("config").is_some() {
-            Some("it is an AdapterHub adapter (adapters 1.x `save_adapter`): load it with the AdapterHub loader (`load_adapterhub`), e.g. `sst2 --adapter DIR` reads both")
+            Some(
+                "it is an AdapterHub adapter (adapters 1.x `save_adapter`): load it with the AdapterHub loader (`load_adapterhub`), e.g. `sst2 --adapter DIR` reads both",
+            )
         } else if raw.get("peft_type").is_some() {
-            Some("it is a Hugging Face PEFT adapter (LoRA and friends), which burn-peft does not read")
+            Some(
+                "it is a Hugging Face PEFT adapter (LoRA and friends), which burn-peft does not read",
+            )
         } else {
             None
         };
@@ -504,7 +508,10 @@ mod tests {
         assert!(dir.path().join("burn_peft_adapter.safetensors").is_file());
         assert!(!dir.path().join("adapter_config.json").exists());
         // A directory written before issue 10 (PEFT's names) still loads.
-        for (new, old) in [(CONFIG_FILE, LEGACY_CONFIG_FILE), (WEIGHTS_FILE, LEGACY_WEIGHTS_FILE)] {
+        for (new, old) in [
+            (CONFIG_FILE, LEGACY_CONFIG_FILE),
+            (WEIGHTS_FILE, LEGACY_WEIGHTS_FILE),
+        ] {
             std::fs::rename(dir.path().join(new), dir.path().join(old))
                 .unwrap_or_else(|e| panic!("{e}"));
         }
