@@ -803,16 +803,16 @@ fn bert_layer(config: &BertConfig, variant: LayerVariant, device: &Device) -> Re
         let d = config.hidden_size;
         let width = ac.width_for_layer(0, d)?;
         let wiring = ac.placement.wiring();
+        let name = burn_peft::core::DEFAULT_ADAPTER;
+        let setup = Some(burn_peft::core::Setup::single(name));
         for site in &ac.placement.sites {
             let adapter = ac.bottleneck.init(d, width, wiring, device)?;
-            match site {
-                burn_peft::core::AdapterSite::AttentionOutput => {
-                    layer.attention.output.adapter = Some(adapter)
-                }
-                burn_peft::core::AdapterSite::FeedForwardOutput => {
-                    layer.output.adapter = Some(adapter)
-                }
-            }
+            let slot = match site {
+                burn_peft::core::AdapterSite::AttentionOutput => &mut layer.attention.output.adapters,
+                burn_peft::core::AdapterSite::FeedForwardOutput => &mut layer.output.adapters,
+            };
+            slot.insert(name, ac.clone(), adapter);
+            slot.set_active(setup.clone());
         }
     }
     Ok(freeze_except(layer, &Trainable::adapters())?)

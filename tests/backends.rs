@@ -221,8 +221,8 @@ fn classifier(device: &Device) -> BertClassifier {
         .with_pooling(HeadPooling::DenseTanh)
         .with_dropout(0.0);
     let mut model = BertClassifier::new(bert, &head, device).unwrap_or_else(|e| panic!("{e}"));
-    let dense = model
-        .head
+    let head = model.head_mut().unwrap_or_else(|e| panic!("{e}"));
+    let dense = head
         .dense
         .as_mut()
         .unwrap_or_else(|| panic!("dense_tanh head has a dense layer"));
@@ -230,7 +230,7 @@ fn classifier(device: &Device) -> BertClassifier {
     if let Some(b) = dense.bias.as_mut() {
         *b = fixed_param(b, 2, device);
     }
-    let classifier = &mut model.head.classifier;
+    let classifier = &mut head.classifier;
     classifier.weight = fixed_param(&classifier.weight, 3, device);
     if let Some(b) = classifier.bias.as_mut() {
         *b = fixed_param(b, 4, device);

@@ -146,7 +146,7 @@ pub fn adapter_config(data: &[u8]) -> bool {
     };
     let saved = file.saved();
     for path in [
-        "encoder.layer.0.output.adapter.adapter_down.weight",
+        "encoder.layer.0.output.adapters.default.adapter_down.weight",
         "head.weight",
     ] {
         consume(saved.matches(path));

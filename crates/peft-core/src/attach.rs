@@ -1,7 +1,11 @@
-//! Reports of attaching adapters to a model.
+//! The named-adapter verbs over any model with adapter sites ([`AdapterHost`]), and their
+//! reports.
 
-use crate::config::AdapterSite;
+use crate::config::{AdapterConfig, AdapterSite};
 use crate::error::{PeftError, Result};
+use crate::fusion::FusionConfig;
+use crate::setup::Setup;
+use crate::site::AdapterLayer;
 
 /// One adapter that was attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,33 +66,131 @@ impl std::fmt::Display for AttachReport {
     }
 }
 
-/// A model with adapter sites: one optional adapter per block and [`AdapterSite`].
+/// The default name [`attach_adapters`] gives its adapter.
+pub const DEFAULT_ADAPTER: &str = "default";
+
+/// A model with adapter sites: one [`AdapterLayer`] per block and [`AdapterSite`].
 ///
-/// Models implement the three accessors; [`attach_adapters`] and [`remove_adapters`] do the rest
-/// the same way for every architecture.
+/// Models implement the accessors; the verbs ([`add_adapter`], [`delete_adapter`],
+/// [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`]) work the same way for
+/// every architecture.
 pub trait AdapterHost {
     /// Number of Transformer blocks.
     fn num_layers(&self) -> usize;
     /// Model width (the adapter's input and output size).
     fn d_model(&self) -> usize;
-    /// The adapter slot of block `layer` at `site`, or `None` if the model has no such site.
-    fn adapter_slot(
-        &mut self,
-        layer: usize,
-        site: AdapterSite,
-    ) -> Option<&mut Option<crate::BottleneckAdapter>>;
+    /// The model's attention-probability dropout (the default dropout of fusion layers).
+    fn attention_dropout(&self) -> f64 {
+        0.0
+    }
+    /// The site of block `layer` at `site`, or `None` if the model has no such site.
+    fn adapter_layer(&self, layer: usize, site: AdapterSite) -> Option<&AdapterLayer>;
+    /// The same, mutable.
+    fn adapter_layer_mut(&mut self, layer: usize, site: AdapterSite) -> Option<&mut AdapterLayer>;
 }
 
-/// Attach a fresh adapter at every site `config` targets. A model holds one adapter setup at a
-/// time: adapters attached earlier are removed first (counted in [`AttachReport::replaced`]).
-///
-/// Returns a report of what was attached; errors if `config` is invalid or matched no site
-/// (e.g. every layer left out), in which case the model is left unchanged.
-pub fn attach_adapters<H: AdapterHost>(
+/// Every site of `host`, with its block index and kind.
+pub fn sites<H: AdapterHost + ?Sized>(host: &H) -> Vec<(usize, AdapterSite, &AdapterLayer)> {
+    let mut out = Vec::new();
+    for layer in 0..host.num_layers() {
+        for site in AdapterSite::ALL {
+            if let Some(s) = host.adapter_layer(layer, site) {
+                out.push((layer, site, s));
+            }
+        }
+    }
+    out
+}
+
+fn for_each_site<H: AdapterHost + ?Sized>(
     host: &mut H,
-    config: &crate::AdapterConfig,
+    mut f: impl FnMut(usize, AdapterSite, &mut AdapterLayer),
+) {
+    for layer in 0..host.num_layers() {
+        for site in AdapterSite::ALL {
+            if let Some(s) = host.adapter_layer_mut(layer, site) {
+                f(layer, site, s);
+            }
+        }
+    }
+}
+
+/// A named adapter on a model: what [`adapters`] lists.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdapterInfo {
+    /// The adapter's name.
+    pub name: String,
+    /// The config it was built from.
+    pub config: AdapterConfig,
+    /// Parameters over all its sites.
+    pub params: usize,
+    /// Where it sits: `(block, site)`.
+    pub sites: Vec<(usize, AdapterSite)>,
+}
+
+/// The named adapters of `host`, in the order they were added.
+pub fn adapters<H: AdapterHost + ?Sized>(host: &H) -> Vec<AdapterInfo> {
+    let mut out: Vec<AdapterInfo> = Vec::new();
+    for (layer, site, s) in sites(host) {
+        for (name, config, module) in s.adapters().iter() {
+            let params = burn::module::Module::num_params(module);
+            match out.iter_mut().find(|i| i.name == name) {
+                Some(info) => {
+                    info.params += params;
+                    info.sites.push((layer, site));
+                }
+                None => out.push(AdapterInfo {
+                    name: name.to_string(),
+                    config: config.clone(),
+                    params,
+                    sites: vec![(layer, site)],
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// The fusion layers of `host`: each as the list of adapters it fuses.
+pub fn fusions<H: AdapterHost + ?Sized>(host: &H) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for (_, _, s) in sites(host) {
+        for (_, meta, _) in s.fusions().iter() {
+            if !out.contains(&meta.adapters) {
+                out.push(meta.adapters.clone());
+            }
+        }
+    }
+    out
+}
+
+fn names_of<H: AdapterHost + ?Sized>(host: &H) -> String {
+    let names: Vec<String> = adapters(host).into_iter().map(|a| a.name).collect();
+    if names.is_empty() {
+        "no adapters".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Add a fresh adapter named `name` at every site `config` targets. Other adapters, the
+/// active setup and the base are left as they are (activate it with [`set_active`]).
+///
+/// Errors (the model unchanged): an invalid name or config, a name already in use, layer
+/// indices beyond the model, or no site matched.
+pub fn add_adapter<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    name: &str,
+    config: &AdapterConfig,
     device: &burn::tensor::Device,
 ) -> Result<AttachReport> {
+    crate::setup::check_name(name)?;
+    if adapters(host).iter().any(|a| a.name == name) {
+        return Err(PeftError::AlreadyExists {
+            kind: "adapter",
+            name: name.to_string(),
+        });
+    }
     config.validate()?;
     let d_model = host.d_model();
     let num_layers = host.num_layers();
@@ -112,7 +214,7 @@ pub fn attach_adapters<H: AdapterHost>(
     let mut planned = Vec::new();
     for layer in 0..num_layers {
         for site in AdapterSite::ALL {
-            if config.placement.targets(layer, site) && host.adapter_slot(layer, site).is_some() {
+            if config.placement.targets(layer, site) && host.adapter_layer(layer, site).is_some() {
                 let width = config.width_for_layer(layer, d_model)?;
                 let adapter = config.bottleneck.init(d_model, width, wiring, device)?;
                 planned.push((layer, site, width, adapter));
@@ -124,14 +226,11 @@ pub fn attach_adapters<H: AdapterHost>(
             "the placement targets no site of this model".into(),
         ));
     }
-    let mut report = AttachReport {
-        replaced: remove_adapters(host),
-        ..AttachReport::default()
-    };
+    let mut report = AttachReport::default();
     for (layer, site, width, adapter) in planned {
         let params = burn::module::Module::num_params(&adapter);
-        if let Some(slot) = host.adapter_slot(layer, site) {
-            *slot = Some(adapter);
+        if let Some(slot) = host.adapter_layer_mut(layer, site) {
+            slot.insert(name, config.clone(), adapter);
             report.attached.push(AttachedSite {
                 layer,
                 site,
@@ -143,18 +242,270 @@ pub fn attach_adapters<H: AdapterHost>(
     Ok(report)
 }
 
-/// Remove every adapter; returns how many were removed.
-pub fn remove_adapters<H: AdapterHost>(host: &mut H) -> usize {
+/// Delete adapter `name` everywhere, with the fusion layers that use it; an active setup that
+/// names it is switched off. Returns the number of sites it was removed from.
+pub fn delete_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Result<usize> {
+    if !adapters(host).iter().any(|a| a.name == name) {
+        return Err(PeftError::NotFound {
+            kind: "adapter",
+            name: name.to_string(),
+            available: names_of(host),
+        });
+    }
+    let uses = active_setup(host).is_some_and(|s| s.names().contains(name));
     let mut removed = 0;
-    for layer in 0..host.num_layers() {
-        for site in AdapterSite::ALL {
-            if let Some(slot) = host.adapter_slot(layer, site)
-                && slot.take().is_some()
-            {
-                removed += 1;
-            }
+    for_each_site(host, |_, _, s| {
+        if s.remove(name) {
+            removed += 1;
+        }
+        if uses {
+            s.set_active(None);
+        }
+    });
+    Ok(removed)
+}
+
+/// Add an AdapterFusion layer over the named adapters (in that order) at every site where all
+/// of them sit (AdapterHub's rule). Its name is the names joined by `,`.
+pub fn add_fusion<H: AdapterHost + ?Sized, S: AsRef<str>>(
+    host: &mut H,
+    names: &[S],
+    config: &FusionConfig,
+    device: &burn::tensor::Device,
+) -> Result<usize> {
+    let names: Vec<String> = names.iter().map(|n| n.as_ref().to_string()).collect();
+    if names.len() < 2 {
+        return Err(PeftError::InvalidSetup(
+            "a fusion needs at least two adapters".into(),
+        ));
+    }
+    config.validate()?;
+    let known = adapters(host);
+    for n in &names {
+        if !known.iter().any(|a| &a.name == n) {
+            return Err(PeftError::NotFound {
+                kind: "adapter",
+                name: n.clone(),
+                available: names_of(host),
+            });
         }
     }
+    if fusions(host).contains(&names) {
+        return Err(PeftError::AlreadyExists {
+            kind: "fusion",
+            name: names.join(","),
+        });
+    }
+    let d_model = host.d_model();
+    let dropout = host.attention_dropout();
+    let mut planned = Vec::new();
+    for (layer, site, s) in sites(host) {
+        if names.iter().all(|n| s.adapter(n).is_some()) {
+            planned.push((layer, site, config.init(d_model, dropout, device)?));
+        }
+    }
+    if planned.is_empty() {
+        return Err(PeftError::NothingMatched(format!(
+            "no site holds all of {}",
+            names.join(", ")
+        )));
+    }
+    let count = planned.len();
+    for (layer, site, fusion) in planned {
+        if let Some(s) = host.adapter_layer_mut(layer, site) {
+            s.insert_fusion(&names, config.clone(), fusion);
+        }
+    }
+    Ok(count)
+}
+
+/// Delete the fusion layer over `names`; returns the number of sites it was removed from.
+pub fn delete_fusion<H: AdapterHost + ?Sized, S: AsRef<str>>(
+    host: &mut H,
+    names: &[S],
+) -> Result<usize> {
+    let name: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+    let name = name.join(",");
+    let mut removed = 0;
+    for_each_site(host, |_, _, s| {
+        if s.remove_fusion(&name) {
+            removed += 1;
+        }
+    });
+    if removed == 0 {
+        return Err(PeftError::NotFound {
+            kind: "fusion",
+            name,
+            available: fusions(host)
+                .iter()
+                .map(|f| f.join(","))
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    Ok(removed)
+}
+
+/// Activate `setup` (or switch adapters off with `None`) at every site.
+///
+/// The setup is checked first ([`Setup::validate`]): AdapterHub's nesting rules, every name an
+/// adapter of the model, every `Fuse` block backed by a fusion layer ([`add_fusion`]).
+pub fn set_active<H: AdapterHost + ?Sized>(host: &mut H, setup: Option<Setup>) -> Result<()> {
+    if let Some(s) = &setup {
+        s.validate()?;
+        let known = adapters(host);
+        for n in s.names() {
+            if !known.iter().any(|a| a.name == n) {
+                return Err(PeftError::NotFound {
+                    kind: "adapter",
+                    name: n,
+                    available: names_of(host),
+                });
+            }
+        }
+        let mut fuse_names = Vec::new();
+        collect_fusions(s, &mut fuse_names);
+        let have: Vec<String> = fusions(host).iter().map(|f| f.join(",")).collect();
+        if let Some(missing) = fuse_names.into_iter().find(|n| !have.contains(n)) {
+            return Err(PeftError::NotFound {
+                kind: "fusion",
+                name: missing,
+                available: if have.is_empty() {
+                    "no fusions".into()
+                } else {
+                    have.join("; ")
+                },
+            });
+        }
+    }
+    for_each_site(host, |_, _, s| s.set_active(setup.clone()));
+    Ok(())
+}
+
+fn collect_fusions(setup: &Setup, out: &mut Vec<String>) {
+    if let Some(n) = setup.fusion_name() {
+        out.push(n);
+    }
+    match setup {
+        Setup::Route(routes) => routes
+            .iter()
+            .flatten()
+            .for_each(|r| collect_fusions(r, out)),
+        _ => setup
+            .children()
+            .iter()
+            .for_each(|c| collect_fusions(c, out)),
+    }
+}
+
+/// The active setup (read from the first site; [`set_active`] sets all alike).
+pub fn active_setup<H: AdapterHost + ?Sized>(host: &H) -> Option<Setup> {
+    sites(host)
+        .first()
+        .and_then(|(_, _, s)| s.active().cloned())
+}
+
+/// How many copies of the batch the active setup needs (1 without `Parallel`).
+pub fn parallel_channels<H: AdapterHost + ?Sized>(host: &H) -> usize {
+    sites(host)
+        .first()
+        .map_or(1, |(_, _, s)| s.parallel_channels())
+}
+
+/// Check that the active setup fits a batch of `batch` examples (see [`Setup::check_batch`]):
+/// models call this with their other input checks, before any tensor op.
+pub fn check_active_batch<H: AdapterHost + ?Sized>(host: &H, batch: usize) -> Result<()> {
+    match active_setup(host) {
+        Some(s) => s.check_batch(batch),
+        None => Ok(()),
+    }
+}
+
+/// AdapterDrop (Rücklé et al. 2021, "AdapterDrop: On the Efficiency of Adapters in
+/// Transformers").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdapterDrop {
+    /// Blocks whose adapters are skipped, in training and inference (AdapterHub's
+    /// `skip_layers`). Default: none.
+    pub skip_layers: Vec<usize>,
+    /// In training (on an autodiff device) each site is skipped with this probability in every
+    /// forward pass. Default: 0.
+    pub train_drop_prob: f64,
+}
+
+impl AdapterDrop {
+    /// Skip the adapters of the first `n` blocks (the paper's inference-time AdapterDrop).
+    pub fn first_layers(n: usize) -> Self {
+        Self {
+            skip_layers: (0..n).collect(),
+            train_drop_prob: 0.0,
+        }
+    }
+}
+
+/// Apply `drop` to every site of `host` (replacing an earlier one).
+pub fn set_adapter_drop<H: AdapterHost + ?Sized>(host: &mut H, drop: &AdapterDrop) -> Result<()> {
+    if !(0.0..1.0).contains(&drop.train_drop_prob) {
+        return Err(PeftError::InvalidConfig(format!(
+            "AdapterDrop train_drop_prob must be in [0, 1), got {}",
+            drop.train_drop_prob
+        )));
+    }
+    let n = host.num_layers();
+    if let Some(bad) = drop.skip_layers.iter().find(|&&l| l >= n) {
+        return Err(PeftError::InvalidConfig(format!(
+            "AdapterDrop skip_layers names layer {bad}, but the model has {n} layers"
+        )));
+    }
+    for_each_site(host, |layer, _, s| {
+        s.set_drop(drop.skip_layers.contains(&layer), drop.train_drop_prob)
+    });
+    Ok(())
+}
+
+/// The one-adapter shortcut: delete every adapter, add a fresh one named
+/// [`DEFAULT_ADAPTER`] from `config`, and activate it. The same as [`add_adapter`] +
+/// [`set_active`] on an empty model.
+///
+/// Errors if `config` is invalid or matched no site (e.g. every layer left out), in which case
+/// the model is left unchanged.
+pub fn attach_adapters<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    config: &crate::AdapterConfig,
+    device: &burn::tensor::Device,
+) -> Result<AttachReport> {
+    // Check on a model without adapters first, so a failure leaves this one as it was.
+    config.validate()?;
+    let previous: Vec<_> = sites(host)
+        .into_iter()
+        .map(|(l, s, layer)| (l, s, layer.clone()))
+        .collect();
+    let replaced = remove_adapters(host);
+    match add_adapter(host, DEFAULT_ADAPTER, config, device) {
+        Ok(mut report) => {
+            set_active(host, Some(Setup::single(DEFAULT_ADAPTER)))?;
+            report.replaced = replaced;
+            Ok(report)
+        }
+        Err(e) => {
+            for (l, s, layer) in previous {
+                if let Some(slot) = host.adapter_layer_mut(l, s) {
+                    *slot = layer;
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Remove every adapter and fusion and switch adapters off; returns how many adapter modules
+/// were removed.
+pub fn remove_adapters<H: AdapterHost + ?Sized>(host: &mut H) -> usize {
+    let mut removed = 0;
+    for_each_site(host, |_, _, s| {
+        removed += s.adapters().len();
+        *s = AdapterLayer::new();
+    });
     removed
 }
 

@@ -128,90 +128,143 @@ fn truncate(mut w: Tensor<2>, std: f64) -> Tensor<2> {
 }
 
 impl BottleneckAdapter {
-    /// The bottleneck branch without any residual:
-    /// `dropout(scale * up(act(down(LN_before?(z)))))`.
+    /// The scaled bottleneck output before dropout: `scale * up(act(down(LN_before?(z))))`.
     ///
     /// Shapes: `z` is `[batch, seq, d_model]`; so is the result.
-    pub fn branch(&self, z: Tensor<3>) -> Tensor<3> {
+    pub fn scaled_up(&self, z: Tensor<3>) -> Tensor<3> {
         let z = match &self.adapter_norm_before {
             Some(ln) => ln.forward(z),
             None => z,
         };
         let down = self.activation.forward(self.adapter_down.forward(z));
-        let mut up = self.adapter_up.forward(down);
+        let up = self.adapter_up.forward(down);
         if let Some(scale) = &self.scaling {
-            up = up * scale.val().unsqueeze::<3>();
+            up * scale.val().unsqueeze::<3>()
         } else if self.fixed_scaling != 1.0 {
-            up = up * self.fixed_scaling;
+            up * self.fixed_scaling
+        } else {
+            up
         }
-        crate::dropout::dropout(&self.dropout, up)
     }
 
-    /// Apply the adapter at its site and return what the sub-layer passes on (the residual sum,
-    /// normalised by `layer_norm` when the model has a post-LN sub-layer).
+    /// The bottleneck branch without any residual: `dropout(scaled_up(z))`.
+    ///
+    /// Shapes: `z` is `[batch, seq, d_model]`; so is the result.
+    pub fn branch(&self, z: Tensor<3>) -> Tensor<3> {
+        crate::dropout::dropout(&self.dropout, self.scaled_up(z))
+    }
+
+    /// AdapterHub's `pre_forward`: what the adapter reads, the fusion query, and the adapter's
+    /// own residual, from the sub-layer output `hidden` (`h`) and input `input` (`x`).
+    ///
+    /// Returns `(adapter input, query, adapter residual)`, each `[batch, seq, d_model]`. The
+    /// query is what a fusion layer with `query_before_ln` (or without) attends from.
+    pub fn pre_forward(
+        &self,
+        hidden: Tensor<3>,
+        input: Tensor<3>,
+        layer_norm: Option<&LayerNorm>,
+        query_before_ln: bool,
+    ) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+        let w = self.wiring;
+        if w.composition == Composition::Parallel {
+            return (input.clone(), input.clone(), input);
+        }
+        let early = (w.residual_before_ln || query_before_ln).then(|| hidden.clone());
+        let hidden = if w.original_ln_before {
+            add_norm(hidden, input, layer_norm)
+        } else {
+            hidden
+        };
+        let residual = match (&early, w.residual_before_ln) {
+            (Some(e), true) => e.clone(),
+            _ => hidden.clone(),
+        };
+        let query = match early {
+            Some(e) if query_before_ln => e,
+            _ => hidden.clone(),
+        };
+        (hidden, query, residual)
+    }
+
+    /// AdapterHub's adapter `forward`: the bottleneck branch and the adapter's own residual.
+    ///
+    /// Returns `(output, up)`: the output (with the adapter residual for sequential adapters,
+    /// without it for parallel ones) and the scaled up-projection before dropout (what
+    /// AdapterFusion attends over). Shapes `[batch, seq, d_model]`.
+    pub fn forward_adapter(&self, x: Tensor<3>, residual: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let up = self.scaled_up(x);
+        let mut out = crate::dropout::dropout(&self.dropout, up.clone());
+        let sequential = self.wiring.composition == Composition::Sequential;
+        if sequential && self.adapter_residual_before_ln {
+            out = out + residual.clone();
+        }
+        if let Some(ln) = &self.adapter_norm_after {
+            out = ln.forward(out);
+        }
+        if sequential && !self.adapter_residual_before_ln {
+            out = out + residual;
+        }
+        (out, up)
+    }
+
+    /// AdapterHub's `post_forward`: the sub-layer's residual add (and LayerNorm) after the
+    /// adapter(s). `input_hidden` is the sub-layer output before any adapter (parallel adapters
+    /// add it here), `input` the sub-layer input.
+    pub fn post_forward(
+        &self,
+        hidden: Tensor<3>,
+        input_hidden: Tensor<3>,
+        input: Tensor<3>,
+        layer_norm: Option<&LayerNorm>,
+    ) -> Tensor<3> {
+        let w = self.wiring;
+        let hidden = if w.composition == Composition::Parallel {
+            hidden + input_hidden
+        } else {
+            hidden
+        };
+        if w.original_ln_after {
+            add_norm(hidden, input, layer_norm)
+        } else {
+            hidden
+        }
+    }
+
+    /// Apply this adapter alone at its site and return what the sub-layer passes on (the
+    /// residual sum, normalised by `layer_norm` when the model has a post-LN sub-layer).
     ///
     /// - `hidden`: the sub-layer output `h` (after its dropout), `[batch, seq, d_model]`;
     /// - `residual`: the sub-layer input `x`, same shape;
     /// - `layer_norm`: the sub-layer's own LayerNorm for post-LN models (BERT), `None` for
     ///   pre-LN models (GPT-2).
     ///
-    /// This follows AdapterHub's `pre_forward` / `forward` / `post_forward` exactly.
+    /// This is AdapterHub's `pre_forward`, `forward` and `post_forward` in a row (its
+    /// `Stack(name)`).
     pub fn forward(
         &self,
         hidden: Tensor<3>,
         residual: Tensor<3>,
         layer_norm: Option<&LayerNorm>,
     ) -> Tensor<3> {
-        let add_norm = |t: Tensor<3>, x: Tensor<3>| match layer_norm {
-            Some(ln) => ln.forward(t + x),
-            None => t + x,
-        };
-        let w = self.wiring;
-        match w.composition {
-            Composition::Parallel => {
-                let mut out = self.branch(residual.clone());
-                if let Some(ln) = &self.adapter_norm_after {
-                    out = ln.forward(out);
-                }
-                let out = out + hidden;
-                if w.original_ln_after {
-                    add_norm(out, residual)
-                } else {
-                    out
-                }
-            }
-            Composition::Sequential => {
-                // pre_forward: the adapter's residual is the sub-layer output, or what the adapter
-                // reads when residual_before_ln is false.
-                let early_residual = w.residual_before_ln.then(|| hidden.clone());
-                let input = if w.original_ln_before {
-                    add_norm(hidden, residual.clone())
-                } else {
-                    hidden
-                };
-                let adapter_residual = early_residual.unwrap_or_else(|| input.clone());
-                let mut out = self.branch(input);
-                if self.adapter_residual_before_ln {
-                    out = out + adapter_residual.clone();
-                }
-                if let Some(ln) = &self.adapter_norm_after {
-                    out = ln.forward(out);
-                }
-                if !self.adapter_residual_before_ln {
-                    out = out + adapter_residual;
-                }
-                if w.original_ln_after {
-                    add_norm(out, residual)
-                } else {
-                    out
-                }
-            }
-        }
+        let (x, _, adapter_residual) =
+            self.pre_forward(hidden.clone(), residual.clone(), layer_norm, false);
+        let (out, _) = self.forward_adapter(x, adapter_residual);
+        self.post_forward(out, hidden, residual, layer_norm)
     }
 }
 
-/// A sub-layer's residual connection with an optional adapter: what a model calls at each
-/// adapter site. Without an adapter this is `LN(h + x)` (post-LN) or `h + x` (pre-LN).
+/// `LN(t + x)` for post-LN models, `t + x` without a LayerNorm.
+pub(crate) fn add_norm(t: Tensor<3>, x: Tensor<3>, layer_norm: Option<&LayerNorm>) -> Tensor<3> {
+    match layer_norm {
+        Some(ln) => ln.forward(t + x),
+        None => t + x,
+    }
+}
+
+/// A sub-layer's residual connection with an optional adapter. Without an adapter this is
+/// `LN(h + x)` (post-LN) or `h + x` (pre-LN). Models call [`crate::AdapterLayer::forward`],
+/// which handles any number of named adapters; this is the one-adapter form.
 pub fn residual_site(
     adapter: Option<&BottleneckAdapter>,
     hidden: Tensor<3>,
@@ -220,10 +273,7 @@ pub fn residual_site(
 ) -> Tensor<3> {
     match adapter {
         Some(adapter) => adapter.forward(hidden, residual, layer_norm),
-        None => match layer_norm {
-            Some(ln) => ln.forward(hidden + residual),
-            None => hidden + residual,
-        },
+        None => add_norm(hidden, residual, layer_norm),
     }
 }
 

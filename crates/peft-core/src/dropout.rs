@@ -77,7 +77,7 @@ fn host_mask<const D: usize>(dims: [usize; D], prob: f64, device: &Device) -> Te
 }
 
 /// 64 bits drawn from the backend's (seedable) RNG.
-fn backend_seed(device: &Device) -> u64 {
+pub(crate) fn backend_seed(device: &Device) -> u64 {
     let draws = Tensor::<1>::random([3], Distribution::Default, device).into_data();
     let mut seed = 0u64;
     if let Ok(values) = draws.try_to_vec::<f32>() {

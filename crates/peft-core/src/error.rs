@@ -62,6 +62,38 @@ pub enum PeftError {
         /// The version supported.
         supported: u32,
     },
+    /// An adapter or fusion name is not usable as a module path segment.
+    #[error("invalid adapter name `{0}`: use letters, digits, `_` and `-` only")]
+    InvalidName(String),
+    /// An adapter setup (composition) is invalid.
+    #[error("invalid adapter setup: {0}")]
+    InvalidSetup(String),
+    /// A named adapter (or fusion, or head) does not exist on the model.
+    #[error("no {kind} named `{name}` on this model (it has: {available})")]
+    NotFound {
+        /// `adapter`, `fusion` or `head`.
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The names the model has, comma-separated.
+        available: String,
+    },
+    /// A named adapter (or fusion, or head) exists already.
+    #[error("the model already has a {kind} named `{name}`; delete it first")]
+    AlreadyExists {
+        /// `adapter`, `fusion` or `head`.
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A configuration option is recognised but not supported.
+    #[error("unsupported option `{field}`: {message}")]
+    Unsupported {
+        /// The option, as spelt in the file or config.
+        field: String,
+        /// Why, and what to do instead.
+        message: String,
+    },
     /// An AdapterHub file uses an option this crate cannot reproduce (e.g. `phm_layer: true`).
     #[error("{path}: `{field}` is not supported: {message}")]
     HubUnsupported {

@@ -408,7 +408,7 @@ mod tests {
         let fresh = toy.clone();
         let saved = Trainable::adapters().with_pattern(r"^head\.");
         let toy =
-            randomize_matching(toy, r"adapter\.|^head\.", 0.3).unwrap_or_else(|e| panic!("{e}"));
+            randomize_matching(toy, r"adapters\.|^head\.", 0.3).unwrap_or_else(|e| panic!("{e}"));
         let file = AdapterFile::new(AdapterMethod::Bottleneck(config), base(&toy), &saved);
         (toy, fresh, file)
     }

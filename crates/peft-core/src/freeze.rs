@@ -1,6 +1,6 @@
 //! Freezing the pre-trained base and reporting what trains.
 //!
-//! A module path is the dot-joined field path burn uses (`encoder.layer.0.output.adapter.adapter_up.weight`).
+//! A module path is the dot-joined field path burn uses (`encoder.layer.0.output.adapters.sst2.adapter_up.weight`).
 //! A [`Trainable`] selection is a list of regular expressions over those paths; everything else
 //! is frozen: it carries no gradient, so the optimizer keeps no state for it and never touches it.
 
@@ -9,12 +9,22 @@ use burn::tensor::{Distribution, Tensor};
 
 use crate::error::{PeftError, Result};
 
-/// Regex matching every adapter parameter and nothing else: models name their adapter fields
-/// `adapter` (an `Option<BottleneckAdapter>`), and the pattern names the adapter's own
-/// parameters (`adapter_down`, `adapter_up`, the optional `adapter_norm_before` /
-/// `adapter_norm_after`, `scaling`) as whole path segments, so a base module that merely has
-/// `adapter` in its path (`encoder.adapter.weight`, `encoder.adapter_gate.weight`) stays frozen.
-pub const ADAPTER_PATTERN: &str = r"(^|\.)adapter\.(adapter_down|adapter_up|adapter_norm_before|adapter_norm_after|scaling)(\.|$)";
+/// Regex matching every bottleneck-adapter parameter and nothing else: models keep their
+/// adapter sites in a field named `adapters` (an [`crate::AdapterLayer`]), which names each
+/// adapter by its name (`adapters.<name>.`), and the pattern names the adapter's own parameters
+/// (`adapter_down`, `adapter_up`, the optional `adapter_norm_before` / `adapter_norm_after`,
+/// `scaling`) as whole path segments, so a base module that merely has `adapter` in its path
+/// (`encoder.adapter.weight`, `encoder.adapter_gate.weight`) stays frozen.
+pub const ADAPTER_PATTERN: &str = r"(^|\.)adapters\.[A-Za-z0-9_-]+\.(adapter_down|adapter_up|adapter_norm_before|adapter_norm_after|scaling)(\.|$)";
+
+/// Regex matching every AdapterFusion parameter (`adapters.<a>,<b>.query…`).
+pub const FUSION_PATTERN: &str =
+    r"(^|\.)adapters\.[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)+\.(query|key|value|dense)(\.|$)";
+
+/// `name` escaped for use inside a [`Trainable`] pattern.
+pub fn escape_name(name: &str) -> String {
+    regex::escape(name)
+}
 
 /// Which parameters train; all others are frozen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,6 +41,29 @@ impl Trainable {
     /// Adapter parameters train.
     pub fn adapters() -> Self {
         Self::none().with_pattern(ADAPTER_PATTERN)
+    }
+
+    /// The parameters of the adapter named `name` (at every site) train.
+    pub fn adapter(name: &str) -> Self {
+        Self::none().with_adapter(name)
+    }
+
+    /// Also train the adapter named `name`.
+    pub fn with_adapter(self, name: &str) -> Self {
+        self.with_pattern(format!(
+            r"(^|\.)adapters\.{}\.(adapter_down|adapter_up|adapter_norm_before|adapter_norm_after|scaling)(\.|$)",
+            regex::escape(name)
+        ))
+    }
+
+    /// Also train the fusion layer over `adapters` (AdapterHub's `train_adapter_fusion`
+    /// trains the fusion only; the fused adapters stay frozen).
+    pub fn with_fusion<S: AsRef<str>>(self, adapters: &[S]) -> Self {
+        let name: Vec<&str> = adapters.iter().map(AsRef::as_ref).collect();
+        self.with_pattern(format!(
+            r"(^|\.)adapters\.{}\.(query|key|value|dense)(\.|$)",
+            regex::escape(&name.join(","))
+        ))
     }
 
     /// Also train parameters whose path matches the regular expression `pattern`.
@@ -296,7 +329,7 @@ mod tests {
                         .into_iter()
                         .flat_map(move |l| {
                             ["weight", "bias"]
-                                .map(|w| format!("toy.blocks.{b}.{site}.adapter.{l}.{w}"))
+                                .map(|w| format!("toy.blocks.{b}.{site}.adapters.default.{l}.{w}"))
                         })
                 })
             })

@@ -5,20 +5,26 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`config`] | [`BottleneckConfig`] (the adapter module), [`AdapterPlacement`] (where and how it is wired), [`AdapterConfig`] with the named presets [`AdapterConfig::houlsby`], [`AdapterConfig::pfeiffer`], [`AdapterConfig::parallel`], [`AdapterConfig::scaled_parallel`] |
-//! | [`bottleneck`] | the [`BottleneckAdapter`] module and [`residual_site`], the function a model calls at each adapter site |
+//! | [`bottleneck`] | the [`BottleneckAdapter`] module (AdapterHub's `pre_forward` / `forward` / `post_forward`) and [`residual_site`] for one adapter |
+//! | [`site`] | [`AdapterLayer`], the one site type every model embeds: named adapters and fusion layers, the active setup, AdapterDrop; the composition maths |
+//! | [`setup`] | [`Setup`]: AdapterHub's composition blocks (`Stack`, `Parallel`, `BatchSplit`, `Average`, `Fuse`) and per-example routing, with AdapterHub's nesting rules |
+//! | [`fusion`] | [`AdapterFusion`] and [`FusionConfig`] (Pfeiffer et al. 2021) |
+//! | [`named`] | [`Named`]: modules kept by name (task heads) |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
 //! | [`host`] | [`host::host_resident`]: whether a device keeps tensors in host memory (CPU fast paths) |
 //! | [`dropout`] | [`dropout::dropout`](fn@dropout::dropout), burn's dropout with a fast host-side mask on CPU backends, used by every model |
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
-//! | [`attach`] | [`AttachReport`], what attaching adapters to a model did |
+//! | [`attach`] | the verbs over any [`AdapterHost`]: [`add_adapter`], [`delete_adapter`], [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`], [`attach_adapters`] (the one-adapter shortcut) |
 //! | [`adapterhub`] | AdapterHub's file format (`adapters` 1.3.0) both directions: `adapter_config.json`, `head_config.json`, fusion files, key names |
 //! | [`error`] | [`PeftError`] |
 //!
-//! Models (in `peft-models`) own the Transformer blocks; each block holds an
-//! `Option<BottleneckAdapter>` per [`AdapterSite`] and routes its residual connection through
-//! [`residual_site`]. All modules are backend-agnostic (burn 0.22 dispatch): only binaries pick
-//! a device.
+//! Models (in `peft-models`) own the Transformer blocks; each block holds an [`AdapterLayer`]
+//! per [`AdapterSite`] and routes its residual connection through [`AdapterLayer::forward`];
+//! models implement [`AdapterHost`] (where the sites are) and never match on adapter names or
+//! methods. Trainable selections ([`Trainable::adapter`], [`Trainable::with_fusion`]) freeze
+//! everything else. All modules are backend-agnostic (burn 0.22 dispatch): only binaries pick a
+//! device.
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor};
@@ -47,12 +53,21 @@ pub mod dropout;
 pub mod error;
 pub mod file;
 pub mod freeze;
+pub mod fusion;
 pub mod host;
+pub mod named;
+pub mod setup;
+pub mod site;
 #[cfg(test)]
 mod testing;
 
 pub use activation::Activation;
-pub use attach::{AdapterHost, AttachReport, AttachedSite, attach_adapters, remove_adapters};
+pub use attach::{
+    AdapterDrop, AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER,
+    active_setup, adapters, add_adapter, add_fusion, attach_adapters, check_active_batch,
+    delete_adapter, delete_fusion, fusions, parallel_channels, remove_adapters, set_active,
+    set_adapter_drop, sites,
+};
 pub use bottleneck::{BottleneckAdapter, residual_site};
 pub use config::{
     AdapterConfig, AdapterInit, AdapterPlacement, AdapterSite, BottleneckConfig, BottleneckWidth,
@@ -64,6 +79,10 @@ pub use file::{
     read_adapter_file, save_adapter,
 };
 pub use freeze::{
-    ADAPTER_PATTERN, ParamSummary, Trainable, freeze_except, param_paths, param_summary,
-    randomize_matching,
+    ADAPTER_PATTERN, FUSION_PATTERN, ParamSummary, Trainable, freeze_except, param_paths,
+    param_summary, randomize_matching,
 };
+pub use fusion::{AdapterFusion, FusionConfig};
+pub use named::Named;
+pub use setup::Setup;
+pub use site::{AdapterLayer, FusionMeta, replicate_batch};

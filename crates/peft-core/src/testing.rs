@@ -5,14 +5,14 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::attach::AdapterHost;
-use crate::bottleneck::{BottleneckAdapter, residual_site};
 use crate::config::AdapterSite;
+use crate::site::AdapterLayer;
 
 #[derive(Module, Debug)]
 pub struct ToySub {
     pub dense: Linear,
     pub layer_norm: LayerNorm,
-    pub adapter: Option<BottleneckAdapter>,
+    pub adapters: AdapterLayer,
 }
 
 #[derive(Module, Debug)]
@@ -33,7 +33,7 @@ impl Toy {
         let sub = || ToySub {
             dense: LinearConfig::new(d, d).init(device),
             layer_norm: LayerNormConfig::new(d).init(device),
-            adapter: None,
+            adapters: AdapterLayer::new(),
         };
         Self {
             blocks: (0..layers)
@@ -47,11 +47,12 @@ impl Toy {
         }
     }
 
-    pub fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let mut x = crate::replicate_batch(x, crate::parallel_channels(self));
         for b in &self.blocks {
             for s in [&b.attention, &b.output] {
                 let h = s.dense.forward(x.clone());
-                x = residual_site(s.adapter.as_ref(), h, x, Some(&s.layer_norm));
+                x = s.adapters.forward(h, x, Some(&s.layer_norm));
             }
         }
         x
@@ -65,15 +66,18 @@ impl AdapterHost for Toy {
     fn d_model(&self) -> usize {
         self.d
     }
-    fn adapter_slot(
-        &mut self,
-        layer: usize,
-        site: AdapterSite,
-    ) -> Option<&mut Option<BottleneckAdapter>> {
+    fn adapter_layer(&self, layer: usize, site: AdapterSite) -> Option<&AdapterLayer> {
+        let b = self.blocks.get(layer)?;
+        Some(match site {
+            AdapterSite::AttentionOutput => &b.attention.adapters,
+            AdapterSite::FeedForwardOutput => &b.output.adapters,
+        })
+    }
+    fn adapter_layer_mut(&mut self, layer: usize, site: AdapterSite) -> Option<&mut AdapterLayer> {
         let b = self.blocks.get_mut(layer)?;
         Some(match site {
-            AdapterSite::AttentionOutput => &mut b.attention.adapter,
-            AdapterSite::FeedForwardOutput => &mut b.output.adapter,
+            AdapterSite::AttentionOutput => &mut b.attention.adapters,
+            AdapterSite::FeedForwardOutput => &mut b.output.adapters,
         })
     }
 }

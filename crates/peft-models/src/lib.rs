@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`bert`] | BERT and RoBERTa (post-LN encoder): config, embeddings, attention, layer, model, checkpoint names |
 //! | [`gpt2`] | GPT-2 (pre-LN decoder, tied LM head): config, Conv1D, attention, block, model, checkpoint names, KV-cached generation, causal LM loss |
-//! | [`head`] | task heads: [`head::ClassificationHead`] and [`head::BertClassifier`] |
+//! | [`head`] (= `bert::head`) | task heads: [`head::ClassificationHead`] and [`head::BertClassifier`] with named heads |
 //! | [`adapterhub`] | loading adapter weights saved by AdapterHub |
 //! | [`golden`] | golden tensor files for parity tests against PyTorch |
 //! | [`checkpoint`] | loading `model.safetensors` / `pytorch_model.bin` with burn-store, load reports |
@@ -14,8 +14,10 @@
 //! | [`download`] | resumable HTTP downloads with timeouts, size/SHA-256 checks and one-line progress |
 //! | [`error`] | [`ModelError`] |
 //!
-//! Every model block holds one `Option<peft_core::BottleneckAdapter>` per adapter site and
-//! implements [`peft_core::AdapterHost`], so `peft_core::attach_adapters` works the same on each.
+//! Every model block holds one [`peft_core::AdapterLayer`] per adapter site (any number of named
+//! adapters and fusion layers, the active setup) and every model implements
+//! [`peft_core::AdapterHost`], so `peft_core::add_adapter`, `set_active` and the other verbs work
+//! the same on each.
 #![warn(missing_docs)]
 
 pub mod adapterhub;
@@ -25,7 +27,6 @@ pub mod download;
 pub mod error;
 pub mod golden;
 pub mod gpt2;
-pub mod head;
 pub mod hub;
 mod json;
 pub mod limits;
@@ -34,6 +35,7 @@ pub mod limits;
 pub mod test_server;
 pub mod tokenizer;
 
+pub use bert::head;
 pub use checkpoint::{LoadReport, find_checkpoint};
 pub use error::{ModelError, Result};
 pub use limits::InputLimits;

@@ -243,7 +243,7 @@ fn adapterhub_file_with_unmatched_tensors_is_an_error_and_loads_nothing() {
             );
             assert!(
                 keys.iter()
-                    .all(|k| k.contains(".attention.output.adapter.")),
+                    .all(|k| k.contains(".attention.output.adapters.default.")),
                 "{keys:?}"
             );
         }
@@ -432,12 +432,17 @@ fn bert_config_validates_in_code_too() {
 fn trainable_selection_matches_adapter_and_head_paths_only() {
     let t = peft_models::head::BertClassifier::adapter_trainable();
     for (path, expected) in [
-        ("head.classifier.weight", true),
-        ("head.dense.bias", true),
-        ("model.head.classifier.weight", true),
+        ("heads.default.classifier.weight", true),
+        ("heads.sst2.dense.bias", true),
+        ("model.heads.default.classifier.weight", true),
+        ("head.classifier.weight", false),
         (
-            "bert.encoder.layer.0.output.adapter.adapter_up.weight",
+            "bert.encoder.layer.0.output.adapters.default.adapter_up.weight",
             true,
+        ),
+        (
+            "bert.encoder.layer.0.output.adapters.a,b.query.weight",
+            false,
         ),
         ("bert.encoder.head.weight", false),
         ("bert.encoder.adapter.weight", false),

@@ -61,7 +61,7 @@ pub fn save_full_classifier(model: &BertClassifier, dir: &Path, base_dir: &Path)
     let description = FullModelFile {
         library: format!("burn-peft {}", env!("CARGO_PKG_VERSION")),
         head: model.head_info(),
-        pooling: model.head.pooling,
+        pooling: model.head()?.pooling,
     };
     let json = serde_json::to_vec_pretty(&description)
         .map_err(|e| TrainError::InvalidConfig(e.to_string()))?;
@@ -139,14 +139,14 @@ pub fn load_classifier_adapter(
     }
     file.check_base(&model.base_info(), dir)?;
     if let Some(head) = &file.head
-        && head.num_labels != model.head.num_labels()
+        && head.num_labels != model.head()?.num_labels()
     {
         return Err(PeftError::Incompatible {
             path: dir.to_path_buf(),
             message: format!(
                 "the adapter's head has {} classes, the model's {}",
                 head.num_labels,
-                model.head.num_labels()
+                model.head()?.num_labels()
             ),
         }
         .into());

@@ -371,7 +371,7 @@ pub fn train_classifier(
             "training and validation data must not be empty".into(),
         ));
     }
-    let num_labels = model.head.num_labels();
+    let num_labels = model.head()?.num_labels();
     if let Some(bad) = data
         .train
         .iter()

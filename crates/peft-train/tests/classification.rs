@@ -89,7 +89,8 @@ fn a_nan_loss_stops_with_a_typed_error() {
     let tok = tokenizer();
     let data = data(&tok);
     let mut m = model(&device);
-    m.head.classifier.weight = m.head.classifier.weight.map(|w| w * f64::NAN);
+    let head = m.head_mut().unwrap_or_else(|e| panic!("{e}"));
+    head.classifier.weight = head.classifier.weight.clone().map(|w| w * f64::NAN);
     let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let err = train_classifier(
         m,

@@ -40,13 +40,13 @@ fn our_path(hub: &str) -> String {
         let rest = rest
             .replacen("1.", "dense.", 1)
             .replacen("4.", "classifier.", 1);
-        return format!("head.{rest}");
+        return format!("heads.default.{rest}");
     }
     hub.replace(
         &format!(".adapters.{HEAD}.adapter_down.0."),
-        ".adapter.adapter_down.",
+        ".adapters.default.adapter_down.",
     )
-    .replace(&format!(".adapters.{HEAD}."), ".adapter.")
+    .replace(&format!(".adapters.{HEAD}."), ".adapters.default.")
 }
 
 /// A golden PyTorch parameter in burn's layout (`Linear` weights are `[in, out]` in burn).
@@ -119,8 +119,9 @@ fn initial_model(g: &Golden, device: &Device) -> BertClassifier {
         .with_pooling(HeadPooling::DenseTanh)
         .with_dropout(0.0);
     let mut model = BertClassifier::new(bert, &head, device).unwrap_or_else(|e| panic!("{e}"));
-    model.head.dense = Some(linear(g, &format!("initial.heads.{HEAD}.1"), device));
-    model.head.classifier = linear(g, &format!("initial.heads.{HEAD}.4"), device);
+    let head = model.head_mut().unwrap_or_else(|e| panic!("{e}"));
+    head.dense = Some(linear(g, &format!("initial.heads.{HEAD}.1"), device));
+    head.classifier = linear(g, &format!("initial.heads.{HEAD}.4"), device);
     freeze_except(model, &BertClassifier::adapter_trainable()).unwrap_or_else(|e| panic!("{e}"))
 }
 

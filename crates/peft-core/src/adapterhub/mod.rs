@@ -19,12 +19,18 @@
 //! write with `model.load_adapter(dir, use_safetensors=True)`.
 
 pub mod config;
+pub mod fusion;
 pub mod head;
+pub mod io;
 pub mod keys;
 pub mod weights;
 
 pub use config::{HUB_VERSION, HubAdapterFile, HubBnConfig, HubModelInfo};
+pub use fusion::HubFusionFile;
 pub use head::{HubClassificationHead, HubHead, HubHeadFile, classification_linear_indices};
+pub use io::{
+    HubAdapterLoad, load_hub_adapter, load_hub_fusion, save_hub_adapter, save_hub_fusion,
+};
 pub use keys::{HubKeys, Landing};
 
 /// The adapter's configuration.

@@ -5,7 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, Linea
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use peft_core::dropout::dropout;
-use peft_core::{BottleneckAdapter, residual_site};
+use peft_core::AdapterLayer;
 
 use super::config::BertConfig;
 
@@ -68,8 +68,8 @@ pub struct BertSelfOutput {
     pub layer_norm: LayerNorm,
     /// Dropout on the projection.
     pub dropout: Dropout,
-    /// The adapter at [`peft_core::AdapterSite::AttentionOutput`], if attached.
-    pub adapter: Option<BottleneckAdapter>,
+    /// The adapters at [`peft_core::AdapterSite::AttentionOutput`].
+    pub adapters: AdapterLayer,
 }
 
 impl BertSelfOutput {
@@ -81,14 +81,14 @@ impl BertSelfOutput {
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
-            adapter: None,
+            adapters: AdapterLayer::new(),
         }
     }
 
     /// `LN(adapter(dropout(dense(context))) + input)`; shapes `[batch, seq, hidden]`.
     pub fn forward(&self, context: Tensor<3>, input: Tensor<3>) -> Tensor<3> {
         let h = dropout(&self.dropout, self.dense.forward(context));
-        residual_site(self.adapter.as_ref(), h, input, Some(&self.layer_norm))
+        self.adapters.forward(h, input, Some(&self.layer_norm))
     }
 }
 

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use peft_core::dropout::dropout;
-use peft_core::{BottleneckAdapter, residual_site};
+use peft_core::AdapterLayer;
 
 use super::attention::BertAttention;
 use super::config::{BertConfig, HiddenAct};
@@ -29,8 +29,8 @@ pub struct BertOutput {
     pub layer_norm: LayerNorm,
     /// Dropout on the projection.
     pub dropout: Dropout,
-    /// The adapter at [`peft_core::AdapterSite::FeedForwardOutput`], if attached.
-    pub adapter: Option<BottleneckAdapter>,
+    /// The adapters at [`peft_core::AdapterSite::FeedForwardOutput`].
+    pub adapters: AdapterLayer,
 }
 
 /// One encoder layer (HF `encoder.layer.N`).
@@ -60,7 +60,7 @@ impl BertLayer {
                     .with_epsilon(config.layer_norm_eps)
                     .init(device),
                 dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
-                adapter: None,
+                adapters: AdapterLayer::new(),
             },
         }
     }
@@ -73,11 +73,8 @@ impl BertLayer {
             .act
             .forward(self.intermediate.dense.forward(x.clone()));
         let h = dropout(&self.output.dropout, self.output.dense.forward(up));
-        residual_site(
-            self.output.adapter.as_ref(),
-            h,
-            x,
-            Some(&self.output.layer_norm),
-        )
+        self.output
+            .adapters
+            .forward(h, x, Some(&self.output.layer_norm))
     }
 }

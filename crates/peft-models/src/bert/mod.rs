@@ -3,11 +3,13 @@
 //! set from `model_type` in `config.json`) and its checkpoint key prefix.
 //!
 //! Same file layout for every model family: `config.rs` (burn config + HF `config.json`),
-//! `embeddings.rs`, `attention.rs`, `layer.rs`, `model.rs`, `weights.rs` (checkpoint names).
+//! `embeddings.rs`, `attention.rs`, `layer.rs`, `model.rs`, `weights.rs` (checkpoint names);
+//! BERT also has `head.rs` (task heads and [`head::BertClassifier`]).
 
 pub mod attention;
 pub mod config;
 pub mod embeddings;
+pub mod head;
 pub mod layer;
 pub mod model;
 pub mod weights;

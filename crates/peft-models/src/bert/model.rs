@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, activation};
-use peft_core::{AdapterHost, AdapterSite, BaseModelInfo, BottleneckAdapter};
+use peft_core::{AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo};
 
 use super::config::BertConfig;
 use super::embeddings::BertEmbeddings;
@@ -153,6 +153,7 @@ impl BertModel {
         }
         let limits = self.input_limits();
         limits.check_len(s)?;
+        peft_core::check_active_batch(self, b)?;
         for (name, t) in [
             ("token_type_ids", &input.token_type_ids),
             ("attention_mask", &input.attention_mask),
@@ -198,8 +199,11 @@ impl BertModel {
         let attention_mask = input
             .attention_mask
             .unwrap_or_else(|| Tensor::ones(dims, &device));
-        let bias = mask_bias(attention_mask);
-        let mut x = self.embeddings.forward(input.input_ids, token_type_ids);
+        // A `Parallel` adapter setup runs every adapter on its own copy of the batch.
+        let channels = peft_core::parallel_channels(self);
+        let bias = peft_core::replicate_batch(mask_bias(attention_mask), channels);
+        let x = self.embeddings.forward(input.input_ids, token_type_ids);
+        let mut x = peft_core::replicate_batch(x, channels);
         for layer in &self.encoder.layer {
             x = layer.forward(x, bias.clone());
         }
@@ -230,15 +234,26 @@ impl AdapterHost for BertModel {
         self.hidden_size
     }
 
-    fn adapter_slot(
-        &mut self,
-        layer: usize,
-        site: AdapterSite,
-    ) -> Option<&mut Option<BottleneckAdapter>> {
+    fn attention_dropout(&self) -> f64 {
+        self.encoder
+            .layer
+            .first()
+            .map_or(0.0, |l| l.attention.self_attn.dropout.prob)
+    }
+
+    fn adapter_layer(&self, layer: usize, site: AdapterSite) -> Option<&AdapterLayer> {
+        let layer = self.encoder.layer.get(layer)?;
+        Some(match site {
+            AdapterSite::AttentionOutput => &layer.attention.output.adapters,
+            AdapterSite::FeedForwardOutput => &layer.output.adapters,
+        })
+    }
+
+    fn adapter_layer_mut(&mut self, layer: usize, site: AdapterSite) -> Option<&mut AdapterLayer> {
         let layer = self.encoder.layer.get_mut(layer)?;
         Some(match site {
-            AdapterSite::AttentionOutput => &mut layer.attention.output.adapter,
-            AdapterSite::FeedForwardOutput => &mut layer.output.adapter,
+            AdapterSite::AttentionOutput => &mut layer.attention.output.adapters,
+            AdapterSite::FeedForwardOutput => &mut layer.output.adapters,
         })
     }
 }

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
-use peft_core::BottleneckAdapter;
+use peft_core::AdapterLayer;
 use peft_core::dropout::dropout;
 
 use super::config::Gpt2Config;
@@ -45,9 +45,9 @@ pub struct Gpt2Attention {
     pub attn_dropout: Dropout,
     /// Dropout on the projected output (`resid_pdrop`).
     pub resid_dropout: Dropout,
-    /// The adapter at [`peft_core::AdapterSite::AttentionOutput`] (after `c_proj` and
-    /// `resid_dropout`, before the residual add), if attached.
-    pub adapter: Option<BottleneckAdapter>,
+    /// The adapters at [`peft_core::AdapterSite::AttentionOutput`] (after `c_proj` and
+    /// `resid_dropout`, before the residual add).
+    pub adapters: AdapterLayer,
     /// Number of heads.
     pub n_head: usize,
     /// Width of one head.
@@ -64,7 +64,7 @@ impl Gpt2Attention {
             c_proj: Conv1D::new(d, d, std, device),
             attn_dropout: DropoutConfig::new(config.attn_pdrop).init(),
             resid_dropout: DropoutConfig::new(config.resid_pdrop).init(),
-            adapter: None,
+            adapters: AdapterLayer::new(),
             n_head: config.n_head,
             head_dim: config.head_dim(),
         }

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 use peft_core::dropout::dropout;
-use peft_core::{BottleneckAdapter, residual_site};
+use peft_core::AdapterLayer;
 
 use super::attention::{Gpt2Attention, LayerKv};
 use super::config::Gpt2Config;
@@ -21,9 +21,9 @@ pub struct Gpt2Mlp {
     pub c_proj: Conv1D,
     /// Dropout on the output (`resid_pdrop`).
     pub dropout: Dropout,
-    /// The adapter at [`peft_core::AdapterSite::FeedForwardOutput`] (after the output dropout,
-    /// before the residual add), if attached.
-    pub adapter: Option<BottleneckAdapter>,
+    /// The adapters at [`peft_core::AdapterSite::FeedForwardOutput`] (after the output dropout,
+    /// before the residual add).
+    pub adapters: AdapterLayer,
     /// The non-linearity (`gelu_new` for GPT-2).
     #[module(skip)]
     pub act: HiddenAct,
@@ -37,7 +37,7 @@ impl Gpt2Mlp {
             c_fc: Conv1D::new(config.n_embd, config.n_inner, std, device),
             c_proj: Conv1D::new(config.n_inner, config.n_embd, std, device),
             dropout: DropoutConfig::new(config.resid_pdrop).init(),
-            adapter: None,
+            adapters: AdapterLayer::new(),
             act: config.activation_function,
         }
     }
@@ -94,10 +94,10 @@ impl Gpt2Block {
     ) -> (Tensor<3>, LayerKv) {
         let residual = x.clone();
         let (attn, kv) = self.attn.forward(self.ln_1.forward(x), bias, past);
-        let x = residual_site(self.attn.adapter.as_ref(), attn, residual, None);
+        let x = self.attn.adapters.forward(attn, residual, None);
         let residual = x.clone();
         let ff = self.mlp.forward(self.ln_2.forward(x));
-        let x = residual_site(self.mlp.adapter.as_ref(), ff, residual, None);
+        let x = self.mlp.adapters.forward(ff, residual, None);
         (x, kv)
     }
 }

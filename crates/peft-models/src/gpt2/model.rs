@@ -6,7 +6,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
-use peft_core::{AdapterHost, AdapterSite, BaseModelInfo, BottleneckAdapter};
+use peft_core::{AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo};
 
 use super::attention::{LayerKv, attention_bias};
 use super::block::Gpt2Block;
@@ -19,7 +19,7 @@ use crate::limits::InputLimits;
 /// it has no parameter of its own).
 ///
 /// Field names are the checkpoint's (without the `transformer.` prefix): `wte`, `wpe`, `h.N.…`,
-/// `ln_f`. Adapters live at `h.N.attn.adapter` and `h.N.mlp.adapter`.
+/// `ln_f`. Adapters live at `h.N.attn.adapters` and `h.N.mlp.adapters`.
 #[derive(Module, Debug)]
 pub struct Gpt2Model {
     /// Token embeddings `[vocab_size, n_embd]`, also the LM head.
@@ -93,6 +93,7 @@ impl Gpt2Model {
         }
         let limits = self.input_limits();
         limits.check_len(past + s)?;
+        peft_core::check_active_batch(self, b)?;
         if let Some(mask) = attention_mask
             && mask.dims() != [b, past + s]
         {
@@ -169,7 +170,16 @@ impl Gpt2Model {
         let device = input_ids.device();
         // One bias for all blocks: causal + padding.
         let bias = attention_bias(attention_mask, past_len, seq, &device);
-        let mut x = embed(&self.wte, &self.wpe, &self.drop, input_ids, past_len);
+        let x = embed(&self.wte, &self.wpe, &self.drop, input_ids, past_len);
+        // A `Parallel` adapter setup runs every adapter on its own copy of the batch (the cache
+        // of such a run already holds the copies).
+        let channels = peft_core::parallel_channels(self);
+        let mut x = peft_core::replicate_batch(x, channels);
+        let bias = if bias.dims()[0] > 1 {
+            peft_core::replicate_batch(bias, channels)
+        } else {
+            bias
+        };
         let mut past = past.into_iter();
         let mut present = Vec::with_capacity(self.h.len());
         for block in &self.h {
@@ -200,15 +210,23 @@ impl AdapterHost for Gpt2Model {
         self.n_embd
     }
 
-    fn adapter_slot(
-        &mut self,
-        layer: usize,
-        site: AdapterSite,
-    ) -> Option<&mut Option<BottleneckAdapter>> {
+    fn attention_dropout(&self) -> f64 {
+        self.h.first().map_or(0.0, |b| b.attn.attn_dropout.prob)
+    }
+
+    fn adapter_layer(&self, layer: usize, site: AdapterSite) -> Option<&AdapterLayer> {
+        let block = self.h.get(layer)?;
+        Some(match site {
+            AdapterSite::AttentionOutput => &block.attn.adapters,
+            AdapterSite::FeedForwardOutput => &block.mlp.adapters,
+        })
+    }
+
+    fn adapter_layer_mut(&mut self, layer: usize, site: AdapterSite) -> Option<&mut AdapterLayer> {
         let block = self.h.get_mut(layer)?;
         Some(match site {
-            AdapterSite::AttentionOutput => &mut block.attn.adapter,
-            AdapterSite::FeedForwardOutput => &mut block.mlp.adapter,
+            AdapterSite::AttentionOutput => &mut block.attn.adapters,
+            AdapterSite::FeedForwardOutput => &mut block.mlp.adapters,
         })
     }
 }
