@@ -808,7 +808,9 @@ fn bert_layer(config: &BertConfig, variant: LayerVariant, device: &Device) -> Re
         for site in &ac.placement.sites {
             let adapter = ac.bottleneck.init(d, width, wiring, device)?;
             let slot = match site {
-                burn_peft::core::AdapterSite::AttentionOutput => &mut layer.attention.output.adapters,
+                burn_peft::core::AdapterSite::AttentionOutput => {
+                    &mut layer.attention.output.adapters
+                }
                 burn_peft::core::AdapterSite::FeedForwardOutput => &mut layer.output.adapters,
             };
             slot.insert(name, ac.clone(), adapter);

@@ -129,12 +129,10 @@ pub enum PeftError {
         /// Our module paths.
         paths: Vec<String>,
     },
-    /// An adapter directory in the file layout of burn-peft before issue 10
-    /// (`adapter_config.json` with `format_version` + `adapter_model.safetensors`).
-    #[error(
-        "{dir} is a burn-peft adapter directory in the old layout (adapter_config.json + adapter_model.safetensors, PEFT's file names): {message}"
-    )]
-    LegacyAdapterDir {
+    /// A directory given to our adapter loader holds another library's `adapter_config.json`
+    /// (AdapterHub's or PEFT's), not a burn-peft description.
+    #[error("{dir}/adapter_config.json is not a burn-peft adapter description: {message}")]
+    ForeignAdapterDir {
         /// The directory.
         dir: PathBuf,
         /// What to do.

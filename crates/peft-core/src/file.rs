@@ -217,7 +217,7 @@ pub fn save_adapter<M: Module>(
 /// [`LEGACY_CONFIG_FILE`] written by this crate before issue 10.
 ///
 /// # Errors
-/// [`PeftError::Io`] (neither file), [`PeftError::LegacyAdapterDir`] (an `adapter_config.json`
+/// [`PeftError::Io`] (neither file), [`PeftError::ForeignAdapterDir`] (an `adapter_config.json`
 /// of AdapterHub or PEFT: the message names the loader to use), and those of
 /// [`AdapterFile::from_json`].
 pub fn read_adapter_file(dir: impl AsRef<Path>) -> Result<AdapterFile> {
@@ -249,7 +249,7 @@ pub fn read_adapter_file(dir: impl AsRef<Path>) -> Result<AdapterFile> {
             None
         };
         if let Some(message) = other {
-            return Err(PeftError::LegacyAdapterDir {
+            return Err(PeftError::ForeignAdapterDir {
                 dir: dir.to_path_buf(),
                 message: message.into(),
             });
@@ -529,12 +529,12 @@ mod tests {
         std::fs::write(&hub, r#"{"config": {"mh_adapter": false}, "name": "a"}"#).ok();
         assert!(matches!(
             read_adapter_file(dir.path()),
-            Err(PeftError::LegacyAdapterDir { message, .. }) if message.contains("AdapterHub")
+            Err(PeftError::ForeignAdapterDir { message, .. }) if message.contains("AdapterHub")
         ));
         std::fs::write(&hub, r#"{"peft_type": "LORA", "r": 8}"#).ok();
         assert!(matches!(
             read_adapter_file(dir.path()),
-            Err(PeftError::LegacyAdapterDir { message, .. }) if message.contains("PEFT")
+            Err(PeftError::ForeignAdapterDir { message, .. }) if message.contains("PEFT")
         ));
     }
 

@@ -37,9 +37,9 @@ use peft_core::adapterhub::{
 };
 use peft_core::{AdapterHost, DEFAULT_ADAPTER, PeftError, adapters, sites};
 
+use crate::bert::BertModel;
 use crate::bert::head::{BertClassifier, ClassificationHeadConfig, HeadMeta, HeadPooling};
 use crate::bert::weights::hub_keys;
-use crate::bert::BertModel;
 use crate::checkpoint::LoadReport;
 use crate::error::{ModelError, Result};
 use crate::gpt2::Gpt2Model;
@@ -198,7 +198,10 @@ fn head_pooling(h: &HubClassificationHead, path: &Path) -> Result<HeadPooling> {
         })
     };
     if !h.bias {
-        return Err(unsupported("config.bias", "a head without output bias is not supported".into()));
+        return Err(unsupported(
+            "config.bias",
+            "a head without output bias is not supported".into(),
+        ));
     }
     match (h.layers, h.use_pooler, h.activation_function.as_deref()) {
         (2, false, Some("tanh")) => Ok(HeadPooling::DenseTanh),
@@ -236,7 +239,8 @@ pub fn load_adapterhub_classifier(
             return Err(PeftError::HubUnsupported {
                 path: head_config,
                 field: "config".into(),
-                message: "a static head (the saving model's own head) has no place in a classifier".into(),
+                message: "a static head (the saving model's own head) has no place in a classifier"
+                    .into(),
             }
             .into());
         };
@@ -246,13 +250,21 @@ pub fn load_adapterhub_classifier(
         {
             return Err(PeftError::Incompatible {
                 path: head_config,
-                message: format!("head for width {hidden}, model width {}", staged.bert.hidden_size),
+                message: format!(
+                    "head for width {hidden}, model width {}",
+                    staged.bert.hidden_size
+                ),
             }
             .into());
         }
         let name = adapter.name.clone();
-        let name_in_file = file.name.clone().unwrap_or_else(|| adapter.name_in_file.clone());
-        let dropout = h.dropout_prob.unwrap_or(staged.bert.embeddings.dropout.prob);
+        let name_in_file = file
+            .name
+            .clone()
+            .unwrap_or_else(|| adapter.name_in_file.clone());
+        let dropout = h
+            .dropout_prob
+            .unwrap_or(staged.bert.embeddings.dropout.prob);
         let config = ClassificationHeadConfig::new(staged.bert.hidden_size, h.num_labels)
             .with_pooling(pooling)
             .with_dropout(dropout);
@@ -308,10 +320,18 @@ pub fn save_adapterhub_classifier(
     let Some(head) = model.heads.get(name) else {
         return Ok(());
     };
-    let labels = model.heads.meta(name).map(|m| m.labels.clone()).unwrap_or_default();
+    let labels = model
+        .heads
+        .meta(name)
+        .map(|m| m.labels.clone())
+        .unwrap_or_default();
     let num_labels = head.num_labels();
     let label2id: BTreeMap<String, usize> = if labels.len() == num_labels {
-        labels.into_iter().enumerate().map(|(i, l)| (l, i)).collect()
+        labels
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| (l, i))
+            .collect()
     } else {
         (0..num_labels).map(|i| (format!("LABEL_{i}"), i)).collect()
     };
@@ -402,7 +422,9 @@ pub fn load_adapterhub_weights<M: HubModel>(
     )
     .map_err(|e| match e {
         PeftError::HubUnplaced { path, keys } => ModelError::UnmatchedWeights { path, keys },
-        PeftError::HubMissingTensors { path, paths } => ModelError::MissingWeights { path, keys: paths },
+        PeftError::HubMissingTensors { path, paths } => {
+            ModelError::MissingWeights { path, keys: paths }
+        }
         PeftError::Incompatible { path, message } => ModelError::IncompatibleWeights {
             path,
             problems: vec![message],

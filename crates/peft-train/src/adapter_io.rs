@@ -114,9 +114,12 @@ pub fn load_classifier_adapter(
     device: &Device,
 ) -> Result<AdapterFile> {
     let dir = dir.as_ref();
-    let described = [peft_core::file::CONFIG_FILE, peft_core::file::LEGACY_CONFIG_FILE]
-        .iter()
-        .any(|f| dir.join(f).exists());
+    let described = [
+        peft_core::file::CONFIG_FILE,
+        peft_core::file::LEGACY_CONFIG_FILE,
+    ]
+    .iter()
+    .any(|f| dir.join(f).exists());
     if !described && dir.join(FULL_MODEL_FILE).is_file() {
         return Err(TrainError::NotAnAdapter {
             path: dir.to_path_buf(),

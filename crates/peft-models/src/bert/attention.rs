@@ -4,8 +4,8 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
-use peft_core::dropout::dropout;
 use peft_core::AdapterLayer;
+use peft_core::dropout::dropout;
 
 use super::config::BertConfig;
 

@@ -20,8 +20,7 @@ use crate::error::{ModelError, Result};
 /// `heads.<name>.…`): their own layers (`dense`, `classifier`) as whole path segments, so that a
 /// base module that merely has `head` in its path (`encoder.head.weight`) stays frozen. Not
 /// anchored at the start: training checkpoints name the model's tensors under a prefix.
-pub const HEAD_PATTERN: &str =
-    r"(^|\.)heads\.[A-Za-z0-9_-]+\.(dense|classifier)\.(weight|bias)$";
+pub const HEAD_PATTERN: &str = r"(^|\.)heads\.[A-Za-z0-9_-]+\.(dense|classifier)\.(weight|bias)$";
 
 /// How the sentence vector is formed from the encoder output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -224,7 +223,12 @@ impl BertClassifier {
     }
 
     /// Add a head built elsewhere (e.g. loaded from a file).
-    pub fn insert_head(&mut self, name: &str, meta: HeadMeta, head: ClassificationHead) -> Result<()> {
+    pub fn insert_head(
+        &mut self,
+        name: &str,
+        meta: HeadMeta,
+        head: ClassificationHead,
+    ) -> Result<()> {
         if head.pooling == HeadPooling::Pooler && self.bert.pooler.is_none() {
             return Err(ModelError::InvalidConfig(
                 "head pooling `pooler` needs a model with a pooler".into(),
@@ -270,9 +274,9 @@ impl BertClassifier {
     pub fn head_mut(&mut self) -> Result<&mut ClassificationHead> {
         let name = self.current_head_name();
         self.heads.require("head", &name)?;
-        self.heads.get_mut(&name).ok_or_else(|| {
-            ModelError::InvalidConfig(format!("head `{name}` vanished"))
-        })
+        self.heads
+            .get_mut(&name)
+            .ok_or_else(|| ModelError::InvalidConfig(format!("head `{name}` vanished")))
     }
 
     /// The name of the head a plain forward pass uses.
@@ -371,11 +375,18 @@ impl BertClassifier {
             return Ok(children
                 .iter()
                 .enumerate()
-                .map(|(i, c)| (head_of(c), all.clone(), all.iter().map(|r| i * batch + r).collect()))
+                .map(|(i, c)| {
+                    (
+                        head_of(c),
+                        all.clone(),
+                        all.iter().map(|r| i * batch + r).collect(),
+                    )
+                })
                 .collect());
         }
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-        let mut push = |name: String, row: usize| match groups.iter_mut().find(|(n, _)| *n == name) {
+        let mut push = |name: String, row: usize| match groups.iter_mut().find(|(n, _)| *n == name)
+        {
             Some((_, rows)) => rows.push(row),
             None => groups.push((name, vec![row])),
         };

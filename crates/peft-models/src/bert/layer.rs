@@ -3,8 +3,8 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
-use peft_core::dropout::dropout;
 use peft_core::AdapterLayer;
+use peft_core::dropout::dropout;
 
 use super::attention::BertAttention;
 use super::config::{BertConfig, HiddenAct};

@@ -3,8 +3,8 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
-use peft_core::dropout::dropout;
 use peft_core::AdapterLayer;
+use peft_core::dropout::dropout;
 
 use super::attention::{Gpt2Attention, LayerKv};
 use super::config::Gpt2Config;

@@ -32,7 +32,11 @@ pub const GPT2_HUB_KEYS: HubKeys = HubKeys {
             "h.{i}.attention_adapters",
             "h.{i}.attn",
         ),
-        (AdapterSite::FeedForwardOutput, "h.{i}.output_adapters", "h.{i}.mlp"),
+        (
+            AdapterSite::FeedForwardOutput,
+            "h.{i}.output_adapters",
+            "h.{i}.mlp",
+        ),
     ],
     our_adapters: "adapters",
     our_fusions: "adapters",
