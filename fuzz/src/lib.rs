@@ -203,7 +203,13 @@ pub fn adapterhub_config(data: &[u8]) -> bool {
     };
     with_scratch(|s| {
         let mut model = s.bert.clone();
-        consume(peft_core::add_adapter(&mut model, "hub", &config, &device())).is_some()
+        consume(peft_core::add_adapter(
+            &mut model,
+            "hub",
+            &config,
+            &device(),
+        ))
+        .is_some()
     })
 }
 

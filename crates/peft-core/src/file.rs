@@ -342,6 +342,23 @@ pub fn load_adapter_weights<M: Module>(
     let mut store = SafetensorsStore::from_file(&path)
         .allow_partial(true)
         .validate(false);
+    if path.ends_with(LEGACY_WEIGHTS_FILE) {
+        // Before issue 10 a site held one unnamed adapter (`….adapter.…`) and a classifier one
+        // head (`head.dense…`); they are now the adapter and head named `default`.
+        let default = crate::attach::DEFAULT_ADAPTER;
+        let remap = burn::store::KeyRemapper::from_patterns(vec![
+            (
+                r"(^|\.)adapter\.".to_string(),
+                format!("${{1}}adapters.{default}."),
+            ),
+            (
+                r"(^|\.)head\.(dense|classifier)\.".to_string(),
+                format!("${{1}}heads.{default}.$2."),
+            ),
+        ])
+        .map_err(|e| PeftError::InvalidConfig(format!("legacy key remapping: {e}")))?;
+        store = store.remap(remap);
+    }
     let mut staged = module.clone();
     let result = staged
         .load_from(&mut store)
@@ -501,6 +518,7 @@ mod tests {
     #[test]
     fn own_file_names_and_old_directories() {
         let (toy, fresh, file) = trained_pair();
+        let pristine = fresh.clone();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         save_adapter(&toy, dir.path(), &file).unwrap_or_else(|e| panic!("{e}"));
         // Not PEFT's names.
@@ -522,6 +540,30 @@ mod tests {
         let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &Device::flex());
         assert_eq!(
             fresh.forward(x.clone()).into_data(),
+            toy.forward(x).into_data()
+        );
+        // The tensor names of that time: one unnamed adapter per site (`.adapter.`).
+        let weights = dir.path().join(LEGACY_WEIGHTS_FILE);
+        let bytes = std::fs::read(&weights).unwrap_or_default();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let old_names: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k.replace(".adapters.default.", ".adapter."), v))
+            .collect();
+        assert!(
+            old_names
+                .iter()
+                .any(|(k, _)| k.contains(".adapter.adapter_down."))
+        );
+        let old_bytes =
+            safetensors::tensor::serialize(old_names, None).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&weights, old_bytes).unwrap_or_else(|e| panic!("{e}"));
+        let mut fresh2 = pristine;
+        load_adapter_weights(&mut fresh2, dir.path(), &read).unwrap_or_else(|e| panic!("{e}"));
+        let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &Device::flex());
+        assert_eq!(
+            fresh2.forward(x.clone()).into_data(),
             toy.forward(x).into_data()
         );
         // Another library's adapter_config.json says which loader to use.
