@@ -3,7 +3,7 @@
 //! Loading builds the adapter from the directory's config on a copy of the model, places every
 //! tensor of the weights file, and replaces the model only when everything fit: a failed load
 //! leaves the model exactly as it was. Heads are model-specific (`peft-models`), built on
-//! [`weights::place`] the same way.
+//! [`crate::adapterhub::weights::place`] the same way.
 
 use std::path::{Path, PathBuf};
 
