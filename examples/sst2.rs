@@ -39,7 +39,10 @@
 //!
 //! Evaluation only:
 //! - `--eval-only --adapter DIR [--adapter DIR2 ...]`: load the base once, then evaluate each
-//!   saved adapter on it, swapping adapters without reloading the base.
+//!   saved adapter on it, swapping adapters without reloading the base. A directory is ours
+//!   (`burn_peft_adapter.json`, or the pre-issue-10 `adapter_config.json` of this crate) or
+//!   AdapterHub's (`model.save_adapter(dir, name, with_head=True)` in Python, `.bin` or
+//!   `.safetensors`): its adapter and head are added by name and activated.
 
 mod common;
 
@@ -49,7 +52,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::train::Interrupter;
+use burn_peft::core::Setup;
+use burn_peft::core::adapterhub::{self, HubAdapterFile, HubHead, HubHeadFile, is_hub_dir};
 use burn_peft::core::{AdapterConfig, AdapterInit, BottleneckWidth};
+use burn_peft::models::adapterhub::load_adapterhub_classifier;
 use burn_peft::models::bert::BertConfig;
 use burn_peft::models::head::{BertClassifier, HeadInit, HeadPooling};
 use burn_peft::models::hub::resolve_model_dir;
@@ -68,6 +74,22 @@ use burn_peft::train::trainer::{
 use common::{Args, human_bytes};
 
 type AnyError = Box<dyn std::error::Error>;
+
+/// Number of labels and pooling of the head in an AdapterHub directory (2 and dense + tanh
+/// when it has none).
+fn hub_head_shape(dir: &Path) -> Result<(usize, HeadPooling), AnyError> {
+    let path = dir.join(adapterhub::HEAD_CONFIG_FILE);
+    if !path.is_file() {
+        return Ok((2, HeadPooling::DenseTanh));
+    }
+    match HubHeadFile::read(&path)?.head {
+        HubHead::Classification(h) if h.use_pooler => Ok((h.num_labels, HeadPooling::Pooler)),
+        HubHead::Classification(h) => Ok((h.num_labels, HeadPooling::DenseTanh)),
+        HubHead::Static { .. } => {
+            Err(format!("{}: a static head is not a classifier head", path.display()).into())
+        }
+    }
+}
 
 fn main() -> ExitCode {
     // Reuse freed tensor buffers instead of page-faulting new ones (CPU backends, glibc).
@@ -259,20 +281,53 @@ fn run() -> Result<(), AnyError> {
             return Err("--eval-only needs at least one --adapter DIR".into());
         }
         // The head type comes from the first adapter; the base is loaded once for all of them.
-        let first = burn_peft::core::read_adapter_file(&adapters[0])?;
-        let pooling = match first.head.as_ref().map(|h| h.kind.as_str()) {
-            Some("sequence_classification_pooler") => HeadPooling::Pooler,
-            _ => HeadPooling::DenseTanh,
+        // A directory is ours (burn_peft_adapter.json) or AdapterHub's (`save_adapter`).
+        let (num_labels, pooling) = if is_hub_dir(Path::new(&adapters[0])) {
+            hub_head_shape(Path::new(&adapters[0]))?
+        } else {
+            let first = burn_peft::core::read_adapter_file(&adapters[0])?;
+            let pooling = match first.head.as_ref().map(|h| h.kind.as_str()) {
+                Some("sequence_classification_pooler") => HeadPooling::Pooler,
+                _ => HeadPooling::DenseTanh,
+            };
+            (
+                first.head.as_ref().map(|h| h.num_labels).unwrap_or(2),
+                pooling,
+            )
         };
-        let num_labels = first.head.as_ref().map(|h| h.num_labels).unwrap_or(2);
         let (mut model, report) =
             BertClassifier::from_pretrained(&model_dir, num_labels, pooling, &device)?;
         eprintln!("{report}");
         eprintln!("base loaded in {:.1}s", started.elapsed().as_secs_f64());
         let mut rows = Vec::new();
-        for dir in &adapters {
+        for (i, dir) in adapters.iter().enumerate() {
             let swap = Instant::now();
-            let file = load_classifier_adapter(&mut model, dir, &device)?;
+            let (kind, weights) = if is_hub_dir(Path::new(dir)) {
+                // Named adapters accumulate on the one base; a second directory with the same
+                // adapter name is loaded under `<name>_<i>`.
+                let file = HubAdapterFile::read(Path::new(dir).join(adapterhub::CONFIG_FILE))?;
+                let taken = burn_peft::core::adapters(&model)
+                    .iter()
+                    .any(|a| a.name == file.name);
+                let load_as = taken.then(|| format!("{}_{i}", file.name));
+                let loaded =
+                    load_adapterhub_classifier(&mut model, dir, load_as.as_deref(), &device)?;
+                eprintln!("{}", loaded.adapter);
+                let name = loaded.adapter.name.clone();
+                burn_peft::core::set_active(&mut model, Some(Setup::single(&name)))?;
+                if let Some(head) = &loaded.head {
+                    model.set_active_head(head)?;
+                }
+                ("adapterhub", loaded.adapter.weights)
+            } else {
+                let file = load_classifier_adapter(&mut model, dir, &device)?;
+                let kind = match file.adapter {
+                    burn_peft::core::AdapterMethod::Bottleneck(_) => "bottleneck",
+                    burn_peft::core::AdapterMethod::HeadOnly => "head-only",
+                    burn_peft::core::AdapterMethod::Fusion { .. } => "fusion",
+                };
+                (kind, burn_peft::core::file::weights_file(Path::new(dir)))
+            };
             eprintln!(
                 "adapter {dir} loaded in {:.3}s",
                 swap.elapsed().as_secs_f64()
@@ -280,16 +335,8 @@ fn run() -> Result<(), AnyError> {
             let eval = evaluate(&model, valid.items(), &batcher, 64, &device)?;
             let trainable = BertClassifier::adapter_trainable();
             let summary = burn_peft::core::param_summary(&model, &trainable)?;
-            let weights = Path::new(dir).join(burn_peft::core::file::WEIGHTS_FILE);
             rows.push(Row {
-                method: format!(
-                    "{dir} ({})",
-                    match file.adapter {
-                        burn_peft::core::AdapterMethod::Bottleneck(_) => "bottleneck",
-                        burn_peft::core::AdapterMethod::HeadOnly => "head-only",
-                        burn_peft::core::AdapterMethod::Fusion { .. } => "fusion",
-                    }
-                ),
+                method: format!("{dir} ({kind})"),
                 trainable: summary.selected,
                 total: summary.total,
                 accuracy: eval.accuracy,

@@ -55,6 +55,17 @@ What is produced (see fixtures/README.md for the details):
       here with the tokenizers library, RoBERTa post-processor, pad id 1, no truncation),
       golden.json
 
+Issue 10 (AdapterHub composition and files; code in scripts/hub_*.py):
+  tiny-{bert,gpt2}/compose/         steps compose-bert, compose-gpt2: four named adapters (a seq_bn, b
+      double_seq_bn, c par_bn, d seq_bn with per-layer reduction_factor + gelu) and two fusions on one
+      model; goldens of every composition block and AdapterDrop (skip_layers), each site's closed form
+      asserted (scripts/ADAPTERHUB_MATHS.md 7-9)
+  tiny-{bert,gpt2}/hub/             step hub-dirs: directories written by save_adapter (.bin / safetensors,
+      with classification heads), save_adapter_fusion, GPT-2's static head; reloaded by AdapterHub
+  tiny-{bert,gpt2}/hub-from-rust/   step hub-roundtrip: directories WRITTEN BY burn-peft (Rust test
+      adapterhub_roundtrip, run it first with PEFT_WRITE_FIXTURES=1), loaded by adapters 1.3.0, whose
+      logits must equal burn-peft's within 1e-5 (python_check.json)
+
 Besides recording outputs, the script re-derives every adapter site output with the
 closed-form formulas documented in scripts/ADAPTERHUB_MATHS.md (via forward hooks) and
 asserts they match AdapterHub to 1e-5, so the document and the fixtures agree.
@@ -917,7 +928,20 @@ STEPS = {
     "tiny-gpt2": (make_gpt2, "tiny-gpt2"),
     "tiny-roberta": (make_roberta, "tiny-roberta"),
     "trajectory": (make_trajectory, "tiny-bert/trajectory"),
+    # issue 10 (AdapterHub composition and file interop); the code lives in scripts/hub_*.py
+    "compose-bert": (lambda m: _hub("hub_compose").make_compose_bert(m), "tiny-bert/compose"),
+    "compose-gpt2": (lambda m: _hub("hub_compose").make_compose_gpt2(m), "tiny-gpt2/compose"),
+    "hub-dirs": (lambda m: _hub("hub_dirs").make_hub_dirs(m), None),  # owns tiny-{bert,gpt2}/hub
+    # checks the directories the Rust test adapterhub_roundtrip wrote (run that first)
+    "hub-roundtrip": (lambda m: _hub("hub_roundtrip").make_hub_roundtrip(m), None),
 }
+
+
+def _hub(module: str):
+    """The issue-10 steps live in their own modules (imported lazily: they import this one)."""
+    import importlib
+
+    return importlib.import_module(module)
 
 
 def main() -> None:

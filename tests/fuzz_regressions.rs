@@ -99,6 +99,14 @@ fn valid_fixtures_are_accepted_by_the_targets() {
             "adapterhub_weights",
             "fixtures/tiny-bert/adapters/double_seq_bn-hub/adapter.safetensors",
         ),
+        (
+            "adapterhub_config",
+            "fixtures/tiny-bert/hub/d-hub/adapter_config.json",
+        ),
+        (
+            "adapterhub_config",
+            "fixtures/tiny-gpt2/hub/b-hub/adapter_config.json",
+        ),
         ("tokenizer_json", "fuzz/seeds/tokenizer_json/wordpiece.json"),
         (
             "tokenizer_json",

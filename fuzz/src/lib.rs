@@ -21,13 +21,14 @@ use peft_train::data::{GlueTask, parse_glue_tsv};
 pub type Target = fn(&[u8]) -> bool;
 
 /// Every target, by the name of its cargo-fuzz binary and corpus directory.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("safetensors_checkpoint", safetensors_checkpoint),
     ("pytorch_checkpoint", pytorch_checkpoint),
     ("bert_config", bert_config),
     ("gpt2_config", gpt2_config),
     ("adapter_config", adapter_config),
     ("adapterhub_weights", adapterhub_weights),
+    ("adapterhub_config", adapterhub_config),
     ("tokenizer_json", tokenizer_json),
     ("glue_tsv", glue_tsv),
 ];
@@ -173,6 +174,43 @@ pub fn adapterhub_weights(data: &[u8]) -> bool {
         let path = scratch_file(s, "adapter.safetensors", data);
         let mut model = s.bert_adapters.clone();
         consume(load_adapterhub_weights(&mut model, &path)).is_some()
+    })
+}
+
+/// An AdapterHub `adapter_config.json` (or `head_config.json`, `adapter_fusion_config.json`):
+/// parse, list the warnings, map the config onto the tiny BERT (2 layers) and add the adapter
+/// it describes; write it back. `true` when the adapter config was accepted and attached.
+pub fn adapterhub_config(data: &[u8]) -> bool {
+    use peft_core::adapterhub::{HubAdapterFile, HubFusionFile, HubHeadFile};
+    let Some(text) = utf8(data) else {
+        return false;
+    };
+    let path = Path::new("adapter_config.json");
+    if let Some(head) = consume(HubHeadFile::from_json(text, path)) {
+        std::hint::black_box(head.warnings());
+        consume(head.to_json());
+    }
+    if let Some(fusion) = consume(HubFusionFile::from_json(text, path)) {
+        std::hint::black_box(fusion.warnings());
+        consume(fusion.to_json());
+    }
+    let Some(file) = consume(HubAdapterFile::from_json(text, path)) else {
+        return false;
+    };
+    std::hint::black_box(file.warnings());
+    consume(file.to_json());
+    let Some(config) = consume(file.config.adapter_config(2, path)) else {
+        return false;
+    };
+    with_scratch(|s| {
+        let mut model = s.bert.clone();
+        consume(peft_core::add_adapter(
+            &mut model,
+            "hub",
+            &config,
+            &device(),
+        ))
+        .is_some()
     })
 }
 

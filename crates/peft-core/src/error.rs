@@ -94,6 +94,50 @@ pub enum PeftError {
         /// Why, and what to do instead.
         message: String,
     },
+    /// An AdapterHub file uses an option this crate cannot reproduce (e.g. `phm_layer: true`).
+    #[error("{path}: `{field}` is not supported: {message}")]
+    HubUnsupported {
+        /// The file.
+        path: PathBuf,
+        /// The option, as spelt in the file (`config.use_gating`).
+        field: String,
+        /// Why, and what to do instead.
+        message: String,
+    },
+    /// A directory lacks a file it needs.
+    #[error("{dir} has no {expected}")]
+    HubMissingFile {
+        /// The directory.
+        dir: PathBuf,
+        /// The file name(s) looked for.
+        expected: String,
+    },
+    /// Tensors of a weights file that land nowhere in the model (another adapter's, an
+    /// unsupported module's, or at a site or layer the model has no adapter at).
+    #[error("{path}: {} tensor(s) land nowhere in this model: {}", keys.len(), keys.join(", "))]
+    HubUnplaced {
+        /// The weights file.
+        path: PathBuf,
+        /// The file keys.
+        keys: Vec<String>,
+    },
+    /// Model tensors that a weights file should provide but lacks.
+    #[error("{path} lacks {} tensor(s) the model needs: {}", paths.len(), paths.join(", "))]
+    HubMissingTensors {
+        /// The weights file.
+        path: PathBuf,
+        /// Our module paths.
+        paths: Vec<String>,
+    },
+    /// A directory given to our adapter loader holds another library's `adapter_config.json`
+    /// (AdapterHub's or PEFT's), not a burn-peft description.
+    #[error("{dir}/adapter_config.json is not a burn-peft adapter description: {message}")]
+    ForeignAdapterDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What to do.
+        message: String,
+    },
 }
 
 /// Result alias for this crate.

@@ -1,11 +1,22 @@
-//! Adapter files: the trainable weights of a task, apart from the frozen base.
+//! burn-peft's own adapter files: the trainable weights of a task, apart from the frozen base.
 //!
 //! A saved adapter is a directory with two files:
-//! - [`WEIGHTS_FILE`]: safetensors with only the adapter (and head) tensors, keyed by module path;
-//! - [`CONFIG_FILE`]: a versioned JSON [`AdapterFile`] describing the method, its config and the
-//!   base model it was trained on, so loading onto another architecture fails clearly.
+//! - [`WEIGHTS_FILE`] (`burn_peft_adapter.safetensors`): safetensors with only the adapter (and
+//!   head) tensors, keyed by module path;
+//! - [`CONFIG_FILE`] (`burn_peft_adapter.json`): a versioned JSON [`AdapterFile`] describing the
+//!   method, its config and the base model it was trained on, so loading onto another
+//!   architecture fails clearly.
 //!
 //! Both are written atomically (temporary file, then rename), weights first.
+//!
+//! The names are our own: until issue 10 this crate wrote `adapter_config.json` +
+//! `adapter_model.safetensors`, Hugging Face PEFT's names, with a schema neither PEFT nor
+//! AdapterHub reads. Such directories still load ([`LEGACY_CONFIG_FILE`],
+//! [`LEGACY_WEIGHTS_FILE`]); a directory holding another library's `adapter_config.json`
+//! (AdapterHub's, PEFT's) is told apart by its content and gets an error saying which loader to
+//! use. To exchange adapters with Python's AdapterHub, use the [`crate::adapterhub`] format;
+//! this one stays because it records what AdapterHub's cannot: the base model it was trained on
+//! (checked on load), explicit bottleneck widths, head-only saves and the saved selection.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,9 +30,13 @@ use crate::error::{PeftError, Result};
 use crate::freeze::Trainable;
 
 /// Name of the JSON description inside an adapter directory.
-pub const CONFIG_FILE: &str = "adapter_config.json";
+pub const CONFIG_FILE: &str = "burn_peft_adapter.json";
 /// Name of the weights file inside an adapter directory.
-pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+pub const WEIGHTS_FILE: &str = "burn_peft_adapter.safetensors";
+/// The description's name before issue 10 (PEFT's file name); still read.
+pub const LEGACY_CONFIG_FILE: &str = "adapter_config.json";
+/// The weights' name before issue 10 (PEFT's file name); still read.
+pub const LEGACY_WEIGHTS_FILE: &str = "adapter_model.safetensors";
 /// The adapter file format version this library writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -70,7 +85,7 @@ pub struct HeadInfo {
     pub label_names: Vec<String>,
 }
 
-/// The content of `adapter_config.json`.
+/// The content of [`CONFIG_FILE`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterFile {
@@ -205,18 +220,65 @@ pub fn save_adapter<M: Module>(
     write_atomic(&dir.join(CONFIG_FILE), &json)
 }
 
-/// Read and check `adapter_config.json` from an adapter directory.
+/// Read and check the description of an adapter directory: [`CONFIG_FILE`], or a
+/// [`LEGACY_CONFIG_FILE`] written by this crate before issue 10.
+///
+/// # Errors
+/// [`PeftError::Io`] (neither file), [`PeftError::ForeignAdapterDir`] (an `adapter_config.json`
+/// of AdapterHub or PEFT: the message names the loader to use), and those of
+/// [`AdapterFile::from_json`].
 pub fn read_adapter_file(dir: impl AsRef<Path>) -> Result<AdapterFile> {
-    let path = dir.as_ref().join(CONFIG_FILE);
+    let dir = dir.as_ref();
+    let path = dir.join(CONFIG_FILE);
+    let legacy = dir.join(LEGACY_CONFIG_FILE);
+    let path = if !path.is_file() && legacy.is_file() {
+        legacy
+    } else {
+        path
+    };
     let text = std::fs::read_to_string(&path).map_err(|source| PeftError::Io {
         path: path.clone(),
         source,
     })?;
+    if path.ends_with(LEGACY_CONFIG_FILE) {
+        let raw: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let other = if raw.get("format_version").is_some() {
+            None
+        } else if raw.get("config").is_some() {
+            Some(
+                "it is an AdapterHub adapter (adapters 1.x `save_adapter`): load it with the AdapterHub loader (`load_adapterhub`), e.g. `sst2 --adapter DIR` reads both",
+            )
+        } else if raw.get("peft_type").is_some() {
+            Some(
+                "it is a Hugging Face PEFT adapter (LoRA and friends), which burn-peft does not read",
+            )
+        } else {
+            None
+        };
+        if let Some(message) = other {
+            return Err(PeftError::ForeignAdapterDir {
+                dir: dir.to_path_buf(),
+                message: message.into(),
+            });
+        }
+    }
     AdapterFile::from_json(&text, &path)
 }
 
+/// The weights file of one of our adapter directories: [`WEIGHTS_FILE`], or
+/// [`LEGACY_WEIGHTS_FILE`] when only that exists.
+pub fn weights_file(dir: &Path) -> PathBuf {
+    let path = dir.join(WEIGHTS_FILE);
+    let legacy = dir.join(LEGACY_WEIGHTS_FILE);
+    if !path.is_file() && legacy.is_file() {
+        legacy
+    } else {
+        path
+    }
+}
+
 impl AdapterFile {
-    /// Parse and check the text of an `adapter_config.json`; `path` only names the file in
+    /// Parse and check the text of a [`CONFIG_FILE`]; `path` only names the file in
     /// errors. [`read_adapter_file`] is this on the file of an adapter directory.
     ///
     /// # Errors
@@ -277,7 +339,7 @@ pub fn load_adapter_weights<M: Module>(
     dir: impl AsRef<Path>,
     file: &AdapterFile,
 ) -> Result<AdapterLoadReport> {
-    let path = dir.as_ref().join(WEIGHTS_FILE);
+    let path = weights_file(dir.as_ref());
     if !path.is_file() {
         return Err(PeftError::Io {
             path,
@@ -287,6 +349,23 @@ pub fn load_adapter_weights<M: Module>(
     let mut store = SafetensorsStore::from_file(&path)
         .allow_partial(true)
         .validate(false);
+    if path.ends_with(LEGACY_WEIGHTS_FILE) {
+        // Before issue 10 a site held one unnamed adapter (`….adapter.…`) and a classifier one
+        // head (`head.dense…`); they are now the adapter and head named `default`.
+        let default = crate::attach::DEFAULT_ADAPTER;
+        let remap = burn::store::KeyRemapper::from_patterns(vec![
+            (
+                r"(^|\.)adapter\.".to_string(),
+                format!("${{1}}adapters.{default}."),
+            ),
+            (
+                r"(^|\.)head\.(dense|classifier)\.".to_string(),
+                format!("${{1}}heads.{default}.$2."),
+            ),
+        ])
+        .map_err(|e| PeftError::InvalidConfig(format!("legacy key remapping: {e}")))?;
+        store = store.remap(remap);
+    }
     let mut staged = module.clone();
     let result = staged
         .load_from(&mut store)
@@ -441,6 +520,71 @@ mod tests {
             before.forward(x).into_data(),
             "a failed load must leave the model untouched"
         );
+    }
+
+    #[test]
+    fn own_file_names_and_old_directories() {
+        let (toy, fresh, file) = trained_pair();
+        let pristine = fresh.clone();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        save_adapter(&toy, dir.path(), &file).unwrap_or_else(|e| panic!("{e}"));
+        // Not PEFT's names.
+        assert!(dir.path().join("burn_peft_adapter.json").is_file());
+        assert!(dir.path().join("burn_peft_adapter.safetensors").is_file());
+        assert!(!dir.path().join("adapter_config.json").exists());
+        // A directory written before issue 10 (PEFT's names) still loads.
+        for (new, old) in [
+            (CONFIG_FILE, LEGACY_CONFIG_FILE),
+            (WEIGHTS_FILE, LEGACY_WEIGHTS_FILE),
+        ] {
+            std::fs::rename(dir.path().join(new), dir.path().join(old))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let read = read_adapter_file(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read, file);
+        let mut fresh = fresh;
+        load_adapter_weights(&mut fresh, dir.path(), &read).unwrap_or_else(|e| panic!("{e}"));
+        let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &Device::flex());
+        assert_eq!(
+            fresh.forward(x.clone()).into_data(),
+            toy.forward(x).into_data()
+        );
+        // The tensor names of that time: one unnamed adapter per site (`.adapter.`).
+        let weights = dir.path().join(LEGACY_WEIGHTS_FILE);
+        let bytes = std::fs::read(&weights).unwrap_or_default();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let old_names: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| (k.replace(".adapters.default.", ".adapter."), v))
+            .collect();
+        assert!(
+            old_names
+                .iter()
+                .any(|(k, _)| k.contains(".adapter.adapter_down."))
+        );
+        let old_bytes =
+            safetensors::tensor::serialize(old_names, None).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&weights, old_bytes).unwrap_or_else(|e| panic!("{e}"));
+        let mut fresh2 = pristine;
+        load_adapter_weights(&mut fresh2, dir.path(), &read).unwrap_or_else(|e| panic!("{e}"));
+        let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &Device::flex());
+        assert_eq!(
+            fresh2.forward(x.clone()).into_data(),
+            toy.forward(x).into_data()
+        );
+        // Another library's adapter_config.json says which loader to use.
+        let hub = dir.path().join(LEGACY_CONFIG_FILE);
+        std::fs::write(&hub, r#"{"config": {"mh_adapter": false}, "name": "a"}"#).ok();
+        assert!(matches!(
+            read_adapter_file(dir.path()),
+            Err(PeftError::ForeignAdapterDir { message, .. }) if message.contains("AdapterHub")
+        ));
+        std::fs::write(&hub, r#"{"peft_type": "LORA", "r": 8}"#).ok();
+        assert!(matches!(
+            read_adapter_file(dir.path()),
+            Err(PeftError::ForeignAdapterDir { message, .. }) if message.contains("PEFT")
+        ));
     }
 
     #[test]

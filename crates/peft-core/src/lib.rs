@@ -16,6 +16,7 @@
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
 //! | [`attach`] | the verbs over any [`AdapterHost`]: [`add_adapter`], [`delete_adapter`], [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`], [`attach_adapters`] (the one-adapter shortcut) |
+//! | [`adapterhub`] | AdapterHub's file format (`adapters` 1.3.0) both directions: `adapter_config.json`, `head_config.json`, fusion files, key names |
 //! | [`error`] | [`PeftError`] |
 //!
 //! Models (in `peft-models`) own the Transformer blocks; each block holds an [`AdapterLayer`]
@@ -44,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod adapterhub;
 pub mod attach;
 pub mod bottleneck;
 pub mod config;

@@ -5,7 +5,7 @@
 //! | [`bert`] | BERT and RoBERTa (post-LN encoder): config, embeddings, attention, layer, model, checkpoint names |
 //! | [`gpt2`] | GPT-2 (pre-LN decoder, tied LM head): config, Conv1D, attention, block, model, checkpoint names, KV-cached generation, causal LM loss |
 //! | [`head`] (= `bert::head`) | task heads: [`head::ClassificationHead`] and [`head::BertClassifier`] with named heads |
-//! | [`adapterhub`] | loading adapter weights saved by AdapterHub |
+//! | [`adapterhub`] | AdapterHub (`adapters` 1.3.0) directories both ways: adapters, classification heads and fusion layers ([`adapterhub::load_adapterhub`], [`adapterhub::load_adapterhub_classifier`], [`adapterhub::save_adapterhub_classifier`], …); the format itself is [`peft_core::adapterhub`] |
 //! | [`golden`] | golden tensor files for parity tests against PyTorch |
 //! | [`checkpoint`] | loading `model.safetensors` / `pytorch_model.bin` with burn-store, load reports |
 //! | [`tokenizer`] | `tokenizer.json` through the `tokenizers` crate, padding to the longest item, fitting a model |

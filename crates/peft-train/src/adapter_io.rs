@@ -114,7 +114,13 @@ pub fn load_classifier_adapter(
     device: &Device,
 ) -> Result<AdapterFile> {
     let dir = dir.as_ref();
-    if !dir.join(peft_core::file::CONFIG_FILE).exists() && dir.join(FULL_MODEL_FILE).is_file() {
+    let described = [
+        peft_core::file::CONFIG_FILE,
+        peft_core::file::LEGACY_CONFIG_FILE,
+    ]
+    .iter()
+    .any(|f| dir.join(f).exists());
+    if !described && dir.join(FULL_MODEL_FILE).is_file() {
         return Err(TrainError::NotAnAdapter {
             path: dir.to_path_buf(),
             message: "it holds a fully fine-tuned model: load it with \

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use peft_core::Trainable;
+use peft_core::adapterhub::HubKeys;
+use peft_core::{AdapterSite, Trainable};
 
 use super::config::{BertConfig, PositionScheme};
 use super::model::BertModel;
@@ -25,6 +26,44 @@ pub const ROBERTA_KEY_REMAP: [(&str, &str); 3] = [
     (r"\.LayerNorm\.", ".layer_norm."),
     (r"\.attention\.self\.", ".attention.self_attn."),
 ];
+
+/// AdapterHub's names for BERT's adapter sites (`adapters` 1.3.0, `models/bert/mixin_bert.py`):
+/// the same module paths as ours, under `bert.` in `BertAdapterModel` files (none for
+/// `adapters.init(BertModel)`).
+pub const BERT_HUB_KEYS: HubKeys = HubKeys {
+    prefixes: &["bert."],
+    sites: &BERT_HUB_SITES,
+    our_adapters: "adapters",
+    our_fusions: "adapters",
+    our_prefix: "",
+};
+
+/// The same for RoBERTa (`roberta.` in `RobertaAdapterModel` files).
+pub const ROBERTA_HUB_KEYS: HubKeys = HubKeys {
+    prefixes: &["roberta."],
+    ..BERT_HUB_KEYS
+};
+
+const BERT_HUB_SITES: [(AdapterSite, &str, &str); 2] = [
+    (
+        AdapterSite::AttentionOutput,
+        "encoder.layer.{i}.attention.output",
+        "encoder.layer.{i}.attention.output",
+    ),
+    (
+        AdapterSite::FeedForwardOutput,
+        "encoder.layer.{i}.output",
+        "encoder.layer.{i}.output",
+    ),
+];
+
+/// AdapterHub's key names for a model family.
+pub fn hub_keys(scheme: PositionScheme) -> HubKeys {
+    match scheme {
+        PositionScheme::Sequential => BERT_HUB_KEYS,
+        PositionScheme::PaddingOffset => ROBERTA_HUB_KEYS,
+    }
+}
 
 /// The key rewrites for a model family.
 pub fn key_remap(scheme: PositionScheme) -> &'static [(&'static str, &'static str)] {

@@ -10,7 +10,8 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use peft_core::Trainable;
+use peft_core::adapterhub::HubKeys;
+use peft_core::{AdapterSite, Trainable};
 
 use super::config::Gpt2Config;
 use super::model::Gpt2Model;
@@ -19,6 +20,28 @@ use crate::error::Result;
 
 /// Checkpoint key -> module path rewrites: the optional `transformer.` prefix.
 pub const GPT2_KEY_REMAP: [(&str, &str); 1] = [(r"^transformer\.", "")];
+
+/// AdapterHub's names for GPT-2's adapter sites (`models/gpt2/mixin_gpt2.py`: the block's
+/// `attention_adapters` and `output_adapters`), under `transformer.` (`GPT2LMHeadModel`,
+/// `GPT2AdapterModel`); ours live in the attention and MLP modules.
+pub const GPT2_HUB_KEYS: HubKeys = HubKeys {
+    prefixes: &["transformer."],
+    sites: &[
+        (
+            AdapterSite::AttentionOutput,
+            "h.{i}.attention_adapters",
+            "h.{i}.attn",
+        ),
+        (
+            AdapterSite::FeedForwardOutput,
+            "h.{i}.output_adapters",
+            "h.{i}.mlp",
+        ),
+    ],
+    our_adapters: "adapters",
+    our_fusions: "adapters",
+    our_prefix: "",
+};
 
 /// Module paths that a base GPT-2 checkpoint does not hold: adapters.
 pub fn gpt2_optional_paths() -> Trainable {
