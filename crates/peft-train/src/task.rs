@@ -19,6 +19,7 @@ use peft_models::bert::BertInput;
 use peft_models::head::BertClassifier;
 
 use crate::data::ClassificationBatch;
+use crate::run::RunTask;
 
 /// What the step guard saw go wrong.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -219,6 +220,18 @@ impl TrainStep for ClassificationTask {
     ) -> Self {
         let guard = self.guard.clone();
         guarded_step(self, optim, lr, grads, &guard)
+    }
+}
+
+impl RunTask for ClassificationTask {
+    type Model = BertClassifier;
+
+    fn wrap(model: BertClassifier, guard: StepGuard) -> Self {
+        Self::new(model, guard)
+    }
+
+    fn into_model(self) -> BertClassifier {
+        self.model
     }
 }
 

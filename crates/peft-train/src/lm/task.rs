@@ -11,6 +11,7 @@ use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use peft_models::gpt2::{Gpt2Model, causal_lm_loss};
 
 use super::data::LmBatch;
+use crate::run::RunTask;
 use crate::task::{StepGuard, guarded_step};
 
 /// The output of an LM step, for burn-train's [`LossMetric`](burn::train::metric::LossMetric) and [`PerplexityMetric`].
@@ -155,6 +156,18 @@ impl TrainStep for LmTask {
     ) -> Self {
         let guard = self.guard.clone();
         guarded_step(self, optim, lr, grads, &guard)
+    }
+}
+
+impl RunTask for LmTask {
+    type Model = Gpt2Model;
+
+    fn wrap(model: Gpt2Model, guard: StepGuard) -> Self {
+        Self::new(model, guard)
+    }
+
+    fn into_model(self) -> Gpt2Model {
+        self.model
     }
 }
 
