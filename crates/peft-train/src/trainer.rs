@@ -30,8 +30,8 @@ use crate::optim::OptimConfig;
 use crate::render::EpochSummary;
 pub use crate::run::RunOptions;
 use crate::run::{
-    Fingerprint, RunData, RunSpec, Trained, io_err, save_adapter_artefact,
-    loop_config, train_task, training_device, write_json,
+    Fingerprint, RunData, RunSpec, Trained, check_not_empty, io_err, loop_config,
+    save_adapter_artefact, train_task, training_device, write_json,
 };
 use crate::task::{ClassificationTask, StepGuard};
 use burn::data::dataloader::DataLoader;
@@ -135,16 +135,8 @@ pub struct ClassifierTrainingConfig {
 impl ClassifierTrainingConfig {
     /// Check the values.
     pub fn validate(&self) -> Result<()> {
+        loop_config!(self).validate()?;
         let bad = |m: &str| Err(TrainError::InvalidConfig(m.to_string()));
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1");
-        }
-        if self.batch_size == 0 || self.eval_batch_size == 0 {
-            return bad("batch sizes must be at least 1");
-        }
-        if self.grad_accumulation == 0 {
-            return bad("grad_accumulation must be at least 1");
-        }
         if self.max_steps == Some(0) {
             return bad("max_steps must be at least 1");
         }
@@ -344,11 +336,7 @@ pub fn train_classifier(
 ) -> Result<(BertClassifier, TrainingReport)> {
     config.validate()?;
     let out = out.as_ref();
-    if data.train.is_empty() || data.valid.is_empty() {
-        return Err(TrainError::InvalidConfig(
-            "training and validation data must not be empty".into(),
-        ));
-    }
+    check_not_empty(&data.train, &data.valid)?;
     let num_labels = model.head()?.num_labels();
     if let Some(bad) = data
         .train

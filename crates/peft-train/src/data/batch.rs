@@ -189,5 +189,4 @@ mod tests {
         assert_eq!(ints(b.input_ids), vec![2, 4, 3, 5, 3, 2, 4, 6, 3, 0]);
         assert!(ds.select(&[3]).is_err());
     }
-
 }

@@ -24,7 +24,7 @@ pub use batch::{ClassificationBatch, ClassificationBatcher};
 pub use dataset::{EncodedItem, GlueDataset, IndexOutOfBounds, TokenizedDataset};
 pub use order::{load_permutation, shuffled_indices};
 pub use task::{GlueTask, Split};
-pub use tsv::{TextClassificationItem, load_glue_tsv, parse_glue_tsv};
 pub(crate) use tsv::lines_of;
+pub use tsv::{TextClassificationItem, load_glue_tsv, parse_glue_tsv};
 
 pub use crate::download::{default_glue_cache_dir, download_glue, glue_url};

@@ -7,7 +7,6 @@ use std::path::Path;
 use super::tsv::{lines_of, malformed};
 use crate::error::{Result, TrainError};
 
-
 /// SplitMix64, a small deterministic PRNG (Steele, Lea & Flood 2014).
 struct SplitMix64(u64);
 

@@ -246,7 +246,6 @@ pub enum Split {
     Validation,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

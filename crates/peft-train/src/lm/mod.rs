@@ -40,8 +40,8 @@ use crate::loader::{EpochLoader, EpochOrder};
 use crate::optim::OptimConfig;
 use crate::render::EpochSummary;
 use crate::run::{
-    Fingerprint, RunData, RunOptions, RunSpec, Trained, io_err, save_adapter_artefact,
-    loop_config, train_task, training_device, write_json,
+    Fingerprint, RunData, RunOptions, RunSpec, Trained, check_not_empty, io_err, loop_config,
+    save_adapter_artefact, train_task, training_device, write_json,
 };
 
 /// Settings of a causal-LM adapter training run.
@@ -88,16 +88,7 @@ pub struct LmTrainingConfig {
 impl LmTrainingConfig {
     /// Check the values.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(TrainError::InvalidConfig(m.to_string()));
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1");
-        }
-        if self.batch_size == 0 || self.eval_batch_size == 0 {
-            return bad("batch sizes must be at least 1");
-        }
-        if self.grad_accumulation == 0 {
-            return bad("grad_accumulation must be at least 1");
-        }
+        loop_config!(self).validate()?;
         self.adapter.validate()?;
         self.optim.validate()
     }
@@ -274,11 +265,7 @@ pub fn train_causal_lm(
 ) -> Result<(Gpt2Model, LmTrainingReport)> {
     config.validate()?;
     let out = out.as_ref();
-    if data.train.is_empty() || data.valid.is_empty() {
-        return Err(TrainError::InvalidConfig(
-            "training and validation data must not be empty".into(),
-        ));
-    }
+    check_not_empty(&data.train, &data.valid)?;
     check_blocks(&model, &data.train)?;
     check_blocks(&model, &data.valid)?;
     std::fs::create_dir_all(out).map_err(io_err(out))?;

@@ -22,6 +22,7 @@ pub use options::{RunOptions, StepHook};
 
 pub(crate) use files::{io_err, save_adapter_artefact, write_json};
 pub(crate) use session::{
-    LoopConfig, RunData, RunSpec, RunTask, Trained, loop_config, train_task, training_device,
+    LoopConfig, RunData, RunSpec, RunTask, Trained, check_not_empty, loop_config, train_task,
+    training_device,
 };
 pub(crate) use start::Fingerprint;

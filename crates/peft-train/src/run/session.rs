@@ -77,6 +77,35 @@ pub(crate) struct LoopConfig<'a> {
     pub resume: bool,
 }
 
+impl LoopConfig<'_> {
+    /// Error unless the shared settings can run: at least one epoch, batch sizes and gradient
+    /// accumulation at least 1. (The optimiser settings are checked by [`OptimConfig::validate`],
+    /// which each task's `validate` calls last.)
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(TrainError::InvalidConfig(m.to_string()));
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1");
+        }
+        if self.batch_size == 0 || self.eval_batch_size == 0 {
+            return bad("batch sizes must be at least 1");
+        }
+        if self.grad_accumulation == 0 {
+            return bad("grad_accumulation must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Error unless both splits hold examples.
+pub(crate) fn check_not_empty<I>(train: &[I], valid: &[I]) -> Result<()> {
+    if train.is_empty() || valid.is_empty() {
+        return Err(TrainError::InvalidConfig(
+            "training and validation data must not be empty".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The [`LoopConfig`] of a task's configuration (a struct with the shared fields `optim`,
 /// `epochs`, `batch_size`, `eval_batch_size`, `grad_accumulation`, `seed`, `log_every`,
 /// `checkpoint_every` and `resume`), written once for every task's configuration type.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use burn::data::dataset::DatasetError;
 use burn::optim::GradientsAccumulator;
 use burn::tensor::Device;
 use burn::train::metric::store::EventStoreClient;
@@ -53,6 +54,18 @@ struct Position {
     saved: (usize, usize, usize),
 }
 
+/// The item a data loader yielded, or `None` at the end and after an error (which then
+/// stops the run through `interrupter`).
+fn next_item<T>(item: Option<Result<T, DatasetError>>, interrupter: &Interrupter) -> Option<T> {
+    match item? {
+        Ok(item) => Some(item),
+        Err(err) => {
+            interrupter.fail(err);
+            None
+        }
+    }
+}
+
 /// Writes the checkpoints of one `StepStrategy::fit`: the learner's checkpointer with what it
 /// needs besides the learner and the position.
 struct Saver<'a, M: LearnerModel> {
@@ -66,7 +79,13 @@ impl<M: LearnerModel> Saver<'_, M> {
     /// Checkpoint `learner` at `pos` (unless nothing changed since the last checkpoint and the
     /// run is not `finished`), its [`CheckpointState`] first. A state that cannot be written
     /// stops the run and is reported in the [`LoopOutcome`].
-    fn save(&mut self, learner: &Learner<M>, pos: &mut Position, finished: bool, early_stopped: bool) {
+    fn save(
+        &mut self,
+        learner: &Learner<M>,
+        pos: &mut Position,
+        finished: bool,
+        early_stopped: bool,
+    ) {
         let Some(checkpointer) = &mut self.checkpointer else {
             return;
         };
@@ -145,14 +164,7 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
             let mut accumulator = GradientsAccumulator::new();
             let mut pending = 0;
             let mut iteration = 0;
-            while let Some(item) = iterator.next() {
-                let item = match item {
-                    Ok(item) => item,
-                    Err(err) => {
-                        interrupter.fail(err);
-                        break;
-                    }
-                };
+            while let Some(item) = next_item(iterator.next(), &interrupter) {
                 iteration += 1;
                 batch += 1;
                 let progress = iterator.progress();
@@ -221,14 +233,7 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
             let model = learner.model().valid();
             let mut iterator = valid.iter();
             let mut iteration = 0;
-            while let Some(item) = iterator.next() {
-                let item = match item {
-                    Ok(item) => item,
-                    Err(err) => {
-                        interrupter.fail(err);
-                        break;
-                    }
-                };
+            while let Some(item) = next_item(iterator.next(), &interrupter) {
                 let progress = iterator.progress();
                 iteration += 1;
                 let item = InferenceStep::step(&model, item);
