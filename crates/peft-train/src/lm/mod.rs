@@ -1,7 +1,8 @@
 //! Causal language modelling with adapters: a text corpus cut into fixed-size token blocks,
 //! [`LmTask`] (a [`Gpt2Model`] as a burn-train task reporting loss and perplexity),
-//! [`train_causal_lm`] on the same Learner, checkpoint and adapter-file machinery as
-//! [`crate::trainer::train_classifier`], and [`evaluate_lm`].
+//! [`train_causal_lm`] through the run loop of [`crate::run`] that
+//! [`crate::trainer::train_classifier`] uses too (Learner, checkpoints, resume, adapter files),
+//! and [`evaluate_lm`].
 //!
 //! The data pipeline is
 //! [`read_documents`] (plain text, blank-line paragraphs or JSON Lines) →
