@@ -3,14 +3,14 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`adapter_io`] | [`adapter_io::load_classifier_adapter`]: saved adapters onto a loaded base, swapping them |
-//! | [`data`] | GLUE TSV loading, tokenized datasets, batching padded to the longest item |
+//! | [`data`] | GLUE tasks, TSV loading, tokenized datasets, batching padded to the longest item, seeded orders |
 //! | [`download`] | [`download::download_glue`]: a GLUE archive once into a cache, with timeouts, resumed retries, no leftovers |
 //! | [`loader`] | [`loader::EpochLoader`]: epoch-aware order and dropout seeding, so resumed runs continue exactly |
 //! | [`task`] | [`task::ClassificationTask`]: `TrainStep`/`InferenceStep`, global gradient clipping, non-finite guard |
 //! | [`optim`] | [`optim::OptimConfig`]: AdamW with PyTorch defaults, warm-up + linear decay |
 //! | [`render`] | [`render::ProgressRenderer`]: concise progress lines and epoch summaries for headless runs |
 //! | [`checkpoint`] | [`checkpoint::AdapterCheckpointer`]: checkpoints without the frozen base, with their [`checkpoint::CheckpointState`] (position and run settings) |
-//! | [`run`] | the loop both tasks share: step checkpoints (every `checkpoint_every` optimizer steps, epoch ends, Ctrl-C), exact mid-epoch resume, resume checks, `overwrite` |
+//! | [`run`] | the one run loop both tasks share (resume checks, seeding, loaders, optimizer, restore, Learner launch), [`run::RunOptions`]: step checkpoints (every `checkpoint_every` optimizer steps, epoch ends, Ctrl-C), exact mid-epoch resume, `overwrite` |
 //! | [`trainer`] | [`trainer::train_classifier`], [`trainer::train_classifier_from_dir`], [`trainer::evaluate`]: the whole run and its artefacts |
 //! | [`lm`] | causal language modelling: corpus → token blocks, [`lm::LmTask`] (loss + perplexity), [`lm::train_causal_lm`], [`lm::evaluate_lm`] |
 //! | [`error`] | [`TrainError`] |

@@ -14,7 +14,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
-use burn::train::{ClassificationOutput, InferenceStep, Interrupter, TrainOutput, TrainStep};
+use burn::train::{ClassificationOutput, Interrupter};
 use peft_models::bert::BertInput;
 use peft_models::head::BertClassifier;
 
@@ -172,6 +172,58 @@ pub fn guarded_step<M: Module>(
     }
 }
 
+/// Implements `TrainStep`, `InferenceStep` and [`RunTask`](crate::run::RunTask) for a task
+/// struct `$task` with the fields `model: $model` and `guard: StepGuard`, from its forward method
+/// `fn $forward(&self, $batch) -> $output` (an output with a `loss` field `[1]`): the training
+/// step calls `backward` on the loss scaled by [`StepGuard::scale_loss`], the optimizer step is
+/// [`guarded_step`]. One definition for [`ClassificationTask`] and [`crate::lm::LmTask`].
+macro_rules! guarded_task {
+    ($task:ty, $model:ty, $batch:ty => $output:ty, $forward:ident) => {
+        impl burn::train::TrainStep for $task {
+            type Input = $batch;
+            type Output = $output;
+
+            fn step(&self, batch: $batch) -> burn::train::TrainOutput<$output> {
+                let out = self.$forward(batch);
+                let loss = self.guard.scale_loss(out.loss.clone());
+                burn::train::TrainOutput::new(self, loss.backward(), out)
+            }
+
+            fn optimize(
+                self,
+                optim: &mut burn::optim::ModuleOptimizer,
+                lr: burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate,
+                grads: burn::optim::GradientsParams,
+            ) -> Self {
+                let guard = self.guard.clone();
+                $crate::task::guarded_step(self, optim, lr, grads, &guard)
+            }
+        }
+
+        impl burn::train::InferenceStep for $task {
+            type Input = $batch;
+            type Output = $output;
+
+            fn step(&self, batch: $batch) -> $output {
+                self.$forward(batch)
+            }
+        }
+
+        impl $crate::run::RunTask for $task {
+            type Model = $model;
+
+            fn wrap(model: $model, guard: $crate::task::StepGuard) -> Self {
+                Self { model, guard }
+            }
+
+            fn into_model(self) -> $model {
+                self.model
+            }
+        }
+    };
+}
+pub(crate) use guarded_task;
+
 /// A [`BertClassifier`] as a burn-train classification task.
 #[derive(Module, Debug)]
 pub struct ClassificationTask {
@@ -201,32 +253,9 @@ impl ClassificationTask {
     }
 }
 
-impl TrainStep for ClassificationTask {
-    type Input = ClassificationBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: ClassificationBatch) -> TrainOutput<ClassificationOutput> {
-        let out = self.forward_classification(batch);
-        let loss = self.guard.scale_loss(out.loss.clone());
-        TrainOutput::new(self, loss.backward(), out)
-    }
-
-    fn optimize(
-        self,
-        optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        grads: GradientsParams,
-    ) -> Self {
-        let guard = self.guard.clone();
-        guarded_step(self, optim, lr, grads, &guard)
-    }
-}
-
-impl InferenceStep for ClassificationTask {
-    type Input = ClassificationBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: ClassificationBatch) -> ClassificationOutput {
-        self.forward_classification(batch)
-    }
-}
+guarded_task!(
+    ClassificationTask,
+    BertClassifier,
+    ClassificationBatch => ClassificationOutput,
+    forward_classification
+);

@@ -1,7 +1,7 @@
 //! Adapter training for sequence classification with burn-train's `SupervisedTraining` +
-//! `Learner`, and evaluation of a trained model. The run machinery shared with
-//! [`crate::lm::train_causal_lm`] (resume checks, checkpoints, the training loop) lives in
-//! [`crate::run`].
+//! `Learner`, and evaluation of a trained model. The run loop shared with
+//! [`crate::lm::train_causal_lm`] (resume checks, checkpoints, the training loop) and
+//! [`RunOptions`] live in [`crate::run`].
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -11,10 +11,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
-use burn::train::{
-    InferenceStep, Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition,
-    SupervisedTraining,
-};
+use burn::train::{InferenceStep, MetricEarlyStoppingStrategy, StoppingCondition};
 use peft_core::{
     AdapterConfig, AdapterFile, AdapterMethod, AttachReport, FusionConfig, ParamSummary, Setup,
     Trainable, add_adapter, add_fusion, freeze_except, param_summary, set_active,
@@ -31,9 +28,10 @@ use crate::error::{Result, TrainError};
 use crate::loader::{EpochLoader, EpochOrder};
 use crate::optim::OptimConfig;
 use crate::render::EpochSummary;
+pub use crate::run::RunOptions;
 use crate::run::{
-    Fingerprint, LaunchSettings, StepHook, io_err, launch, restore, save_adapter_artefact,
-    start_point, training_device, write_json,
+    Fingerprint, RunData, RunSpec, Trained, check_not_empty, io_err, loop_config,
+    save_adapter_artefact, train_task, training_device, write_json,
 };
 use crate::task::{ClassificationTask, StepGuard};
 use burn::data::dataloader::DataLoader;
@@ -155,16 +153,8 @@ pub struct ClassifierTrainingConfig {
 impl ClassifierTrainingConfig {
     /// Check the values.
     pub fn validate(&self) -> Result<()> {
+        loop_config!(self).validate()?;
         let bad = |m: &str| Err(TrainError::InvalidConfig(m.to_string()));
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1");
-        }
-        if self.batch_size == 0 || self.eval_batch_size == 0 {
-            return bad("batch sizes must be at least 1");
-        }
-        if self.grad_accumulation == 0 {
-            return bad("grad_accumulation must be at least 1");
-        }
         if self.max_steps == Some(0) {
             return bad("max_steps must be at least 1");
         }
@@ -188,26 +178,6 @@ pub struct ClassificationData {
     /// Order of the first epoch (e.g. the PyTorch peer's permutation); later epochs shuffle
     /// from the seed.
     pub first_epoch_order: Option<Vec<usize>>,
-}
-
-/// Options that are not part of the recorded configuration.
-#[derive(Clone, Default)]
-pub struct RunOptions {
-    /// Stops training when triggered (Ctrl-C); a fresh one is used if absent. The run then
-    /// checkpoints its last optimizer step, and resumes there next time.
-    pub interrupter: Option<Interrupter>,
-    /// Print nothing (tests).
-    pub quiet: bool,
-    /// Start over even if the output directory holds a run (finished or not): its artefacts
-    /// ([`crate::run::RUN_ARTEFACTS`]) are removed first. Default: false (resume, or report a
-    /// finished run with [`TrainError::RunFinished`]).
-    pub overwrite: bool,
-    /// Called after every optimizer step with the steps done so far (progress, tests).
-    pub on_step: Option<StepHook>,
-    /// The directory the base model was loaded from. Full fine-tuning needs it: the result is
-    /// saved as a model directory with this directory's `config.json`
-    /// ([`crate::adapter_io::save_full_classifier`]). [`train_classifier_from_dir`] sets it.
-    pub base_dir: Option<PathBuf>,
 }
 
 /// Accuracy and loss of a model on a data set.
@@ -423,11 +393,7 @@ pub fn train_classifier(
 ) -> Result<(BertClassifier, TrainingReport)> {
     config.validate()?;
     let out = out.as_ref();
-    if data.train.is_empty() || data.valid.is_empty() {
-        return Err(TrainError::InvalidConfig(
-            "training and validation data must not be empty".into(),
-        ));
-    }
+    check_not_empty(&data.train, &data.valid)?;
     let num_labels = model.heads.require("head", &config.task)?.num_labels();
     if let Some(bad) = data
         .train
@@ -486,88 +452,54 @@ pub fn train_classifier(
     };
 
     let signature = signature(config, &model, &train_items, &order)?;
-    let ckpt_dir = out.join("checkpoints");
-    let start = start_point(
-        out,
-        &ckpt_dir,
-        options.overwrite || !config.resume,
-        config.epochs,
-        &signature,
-    )?;
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
-
-    device.seed(config.seed);
-    let (model, attached, summary) = prepare_model(model, &config.method, &config.task, &device)?;
     let trainable = config.method.trainable(&config.task);
-
-    let train_loader = EpochLoader::new(
-        train_items,
-        batcher.clone(),
-        config.batch_size,
-        order,
-        device.clone(),
-    )
-    .with_device_reseed(config.seed)
-    .resuming_at(start.epochs_done(), start.batches_done());
-    let batches = train_loader.num_batches();
-    let total_steps = config.epochs * batches.div_ceil(config.grad_accumulation);
-    let valid_loader = EpochLoader::new(
-        data.valid.clone(),
-        batcher.clone(),
-        config.eval_batch_size,
-        EpochOrder::Sequential,
-        device.clone(),
-    );
-
-    let interrupter = options.interrupter.clone().unwrap_or_default();
-    let guard = StepGuard::new(
-        config.optim.max_grad_norm,
-        config.grad_accumulation,
-        Some(interrupter.clone()),
-    );
-    let mut task = ClassificationTask::new(model, guard.clone());
-    let mut optim = config.optim.optimizer();
-    let mut scheduler = config.optim.scheduler(total_steps);
-    if let Some(state) = &start.resumed {
-        (task, optim) = restore(task, optim, &mut scheduler, &ckpt_dir, &trainable, state)?;
-    }
-
-    let mut training = SupervisedTraining::new(
+    let spec = RunSpec {
+        config: loop_config!(config),
+        signature: &signature,
+        trainable: &trainable,
+        device: &device,
         out,
-        std::sync::Arc::new(train_loader),
-        std::sync::Arc::new(valid_loader),
-    )
-    .metrics((AccuracyMetric::new(), LossMetric::new()));
-    if let Some(n) = config.early_stopping_patience {
-        training = training.early_stopping(MetricEarlyStoppingStrategy::new(
-            &AccuracyMetric::new(),
-            Aggregate::Mean,
-            Direction::Highest,
-            Split::Valid,
-            StoppingCondition::NoImprovementSince { n_epochs: n },
-        ));
-    }
-    let launched = launch(
-        training,
-        Learner::new(task, optim, scheduler),
-        &LaunchSettings {
-            epochs: config.epochs,
-            grad_accumulation: config.grad_accumulation,
-            log_every: config.log_every,
-            checkpoint_every: config.checkpoint_every,
-            start: &start,
-            signature: &signature,
-            ckpt_dir: &ckpt_dir,
-            trainable: &trainable,
-            interrupter: &interrupter,
-            guard: &guard,
-            on_step: options.on_step.clone(),
-            device: &device,
-            quiet: options.quiet,
+        options: &options,
+    };
+    let run_data = RunData {
+        train: train_items,
+        valid: data.valid.clone(),
+        batcher: batcher.clone(),
+        order,
+    };
+    let patience = config.early_stopping_patience;
+    let trained = train_task::<ClassificationTask, _, _, _, _>(
+        model,
+        run_data,
+        &spec,
+        |model, device| {
+            let (model, attached, summary) =
+                prepare_model(model, &config.method, &config.task, device)?;
+            Ok((model, (attached, summary)))
+        },
+        |training| {
+            let training = training.metrics((AccuracyMetric::new(), LossMetric::new()));
+            match patience {
+                Some(n) => training.early_stopping(MetricEarlyStoppingStrategy::new(
+                    &AccuracyMetric::new(),
+                    Aggregate::Mean,
+                    Direction::Highest,
+                    Split::Valid,
+                    StoppingCondition::NoImprovementSince { n_epochs: n },
+                )),
+                None => training,
+            }
         },
     )?;
-    let interrupted = launched.interrupted;
-    let model = launched.task.model;
+    let Trained {
+        model,
+        prepared: (attached, summary),
+        resumed,
+        interrupted,
+        early_stopped,
+        steps,
+        epochs,
+    } = trained;
 
     // Artefacts.
     let final_eval = evaluate(
@@ -608,13 +540,13 @@ pub fn train_classifier(
         trainable_params: summary.trainable,
         total_params: summary.total,
         adapters_attached: attached.map(|a| a.attached.len()).unwrap_or(0),
-        epochs: launched.epochs,
+        epochs,
         final_eval,
         seconds: started.elapsed().as_secs_f64(),
-        resumed_from_epoch: start.resumed.as_ref().map(|s| s.epochs_done),
-        resumed_from_step: start.resumed.as_ref().map(|s| s.step),
-        steps: launched.steps,
-        early_stopped: launched.early_stopped,
+        resumed_from_epoch: resumed.as_ref().map(|s| s.epochs_done),
+        resumed_from_step: resumed.as_ref().map(|s| s.step),
+        steps,
+        early_stopped,
         interrupted,
         adapter_dir,
         adapter_bytes,

@@ -1,7 +1,8 @@
 //! Causal language modelling with adapters: a text corpus cut into fixed-size token blocks,
 //! [`LmTask`] (a [`Gpt2Model`] as a burn-train task reporting loss and perplexity),
-//! [`train_causal_lm`] on the same Learner, checkpoint and adapter-file machinery as
-//! [`crate::trainer::train_classifier`], and [`evaluate_lm`].
+//! [`train_causal_lm`] through the run loop of [`crate::run`] that
+//! [`crate::trainer::train_classifier`] uses too (Learner, checkpoints, resume, adapter files),
+//! and [`evaluate_lm`].
 //!
 //! The data pipeline is
 //! [`read_documents`] (plain text, blank-line paragraphs or JSON Lines) →
@@ -22,14 +23,12 @@ pub use data::{
 pub use task::{LmOutput, LmTask};
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use burn::config::Config;
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::train::metric::LossMetric;
-use burn::train::{Learner, SupervisedTraining};
 use peft_core::{
     AdapterConfig, AdapterFile, AdapterMethod, Trainable, attach_adapters, freeze_except,
     param_summary,
@@ -42,11 +41,9 @@ use crate::loader::{EpochLoader, EpochOrder};
 use crate::optim::OptimConfig;
 use crate::render::EpochSummary;
 use crate::run::{
-    Fingerprint, LaunchSettings, io_err, launch, restore, save_adapter_artefact, start_point,
-    training_device, write_json,
+    Fingerprint, RunData, RunOptions, RunSpec, Trained, check_not_empty, io_err, loop_config,
+    save_adapter_artefact, train_task, training_device, write_json,
 };
-use crate::task::StepGuard;
-use crate::trainer::RunOptions;
 
 /// Settings of a causal-LM adapter training run.
 #[derive(Config, Debug, PartialEq)]
@@ -92,16 +89,7 @@ pub struct LmTrainingConfig {
 impl LmTrainingConfig {
     /// Check the values.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(TrainError::InvalidConfig(m.to_string()));
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1");
-        }
-        if self.batch_size == 0 || self.eval_batch_size == 0 {
-            return bad("batch sizes must be at least 1");
-        }
-        if self.grad_accumulation == 0 {
-            return bad("grad_accumulation must be at least 1");
-        }
+        loop_config!(self).validate()?;
         self.adapter.validate()?;
         self.optim.validate()
     }
@@ -278,11 +266,7 @@ pub fn train_causal_lm(
 ) -> Result<(Gpt2Model, LmTrainingReport)> {
     config.validate()?;
     let out = out.as_ref();
-    if data.train.is_empty() || data.valid.is_empty() {
-        return Err(TrainError::InvalidConfig(
-            "training and validation data must not be empty".into(),
-        ));
-    }
+    check_not_empty(&data.train, &data.valid)?;
     check_blocks(&model, &data.train)?;
     check_blocks(&model, &data.valid)?;
     std::fs::create_dir_all(out).map_err(io_err(out))?;
@@ -309,79 +293,42 @@ pub fn train_causal_lm(
         "data": fingerprint.hex(),
         "data_order": format!("shuffled({})", config.seed),
     });
-    let ckpt_dir = out.join("checkpoints");
-    let start = start_point(
-        out,
-        &ckpt_dir,
-        options.overwrite || !config.resume,
-        config.epochs,
-        &signature,
-    )?;
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
-
-    device.seed(config.seed);
-    let mut model = model;
-    let attached = attach_adapters(&mut model, &config.adapter, &device)?;
     let trainable = Trainable::adapters();
-    let model = freeze_except(model, &trainable)?;
-    let summary = param_summary(&model, &trainable)?;
-
-    let train_loader = EpochLoader::new(
-        data.train.clone(),
-        LmBatcher,
-        config.batch_size,
-        EpochOrder::Shuffled { seed: config.seed },
-        device.clone(),
-    )
-    .with_device_reseed(config.seed)
-    .resuming_at(start.epochs_done(), start.batches_done());
-    let total_steps = config.epochs
-        * train_loader
-            .num_batches()
-            .div_ceil(config.grad_accumulation);
-    let valid_loader = EpochLoader::new(
-        data.valid.clone(),
-        LmBatcher,
-        config.eval_batch_size,
-        EpochOrder::Sequential,
-        device.clone(),
-    );
-
-    let interrupter = options.interrupter.clone().unwrap_or_default();
-    let guard = StepGuard::new(
-        config.optim.max_grad_norm,
-        config.grad_accumulation,
-        Some(interrupter.clone()),
-    );
-    let mut task = LmTask::new(model, guard.clone());
-    let mut optim = config.optim.optimizer();
-    let mut scheduler = config.optim.scheduler(total_steps);
-    if let Some(state) = &start.resumed {
-        (task, optim) = restore(task, optim, &mut scheduler, &ckpt_dir, &trainable, state)?;
-    }
-    let training = SupervisedTraining::new(out, Arc::new(train_loader), Arc::new(valid_loader))
-        .metrics((LossMetric::new(), LmOutput::perplexity_metric()));
-    let launched = launch(
-        training,
-        Learner::new(task, optim, scheduler),
-        &LaunchSettings {
-            epochs: config.epochs,
-            grad_accumulation: config.grad_accumulation,
-            log_every: config.log_every,
-            checkpoint_every: config.checkpoint_every,
-            start: &start,
-            signature: &signature,
-            ckpt_dir: &ckpt_dir,
-            trainable: &trainable,
-            interrupter: &interrupter,
-            guard: &guard,
-            on_step: options.on_step.clone(),
-            device: &device,
-            quiet: options.quiet,
+    let spec = RunSpec {
+        config: loop_config!(config),
+        signature: &signature,
+        trainable: &trainable,
+        device: &device,
+        out,
+        options: &options,
+    };
+    let run_data = RunData {
+        train: data.train.clone(),
+        valid: data.valid.clone(),
+        batcher: LmBatcher,
+        order: EpochOrder::Shuffled { seed: config.seed },
+    };
+    let trained = train_task::<LmTask, _, _, _, _>(
+        model,
+        run_data,
+        &spec,
+        |mut model, device| {
+            let attached = attach_adapters(&mut model, &config.adapter, device)?;
+            let model = freeze_except(model, &trainable)?;
+            let summary = param_summary(&model, &trainable)?;
+            Ok((model, (attached, summary)))
         },
+        |training| training.metrics((LossMetric::new(), LmOutput::perplexity_metric())),
     )?;
-    let interrupted = launched.interrupted;
-    let model = launched.task.model;
+    let Trained {
+        model,
+        prepared: (attached, summary),
+        resumed,
+        interrupted,
+        steps,
+        epochs,
+        ..
+    } = trained;
 
     // Artefacts.
     let final_eval = evaluate_lm(&model, &data.valid, config.eval_batch_size)?;
@@ -406,13 +353,13 @@ pub fn train_causal_lm(
         block_size: data.train.iter().map(LmBlock::len).max().unwrap_or(0),
         train_blocks: data.train.len(),
         valid_blocks: data.valid.len(),
-        epochs: launched.epochs,
+        epochs,
         eval_before,
         final_eval,
         seconds: started.elapsed().as_secs_f64(),
-        resumed_from_epoch: start.resumed.as_ref().map(|s| s.epochs_done),
-        resumed_from_step: start.resumed.as_ref().map(|s| s.step),
-        steps: launched.steps,
+        resumed_from_epoch: resumed.as_ref().map(|s| s.epochs_done),
+        resumed_from_step: resumed.as_ref().map(|s| s.step),
+        steps,
         interrupted,
         adapter_dir,
         adapter_bytes,

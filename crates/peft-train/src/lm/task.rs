@@ -2,16 +2,13 @@
 //! burn-train's loss and perplexity metrics.
 
 use burn::module::Module;
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{ExecutionError, Int, Tensor, TensorData};
 use burn::train::metric::{Adaptor, ItemLazy, LossInput, PerplexityInput, PerplexityMetric};
-use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use peft_models::gpt2::{Gpt2Model, causal_lm_loss};
 
 use super::data::LmBatch;
-use crate::task::{StepGuard, guarded_step};
+use crate::task::{StepGuard, guarded_task};
 
 /// The output of an LM step, for burn-train's [`LossMetric`](burn::train::metric::LossMetric) and [`PerplexityMetric`].
 ///
@@ -137,35 +134,7 @@ impl LmTask {
     }
 }
 
-impl TrainStep for LmTask {
-    type Input = LmBatch;
-    type Output = LmOutput;
-
-    fn step(&self, batch: LmBatch) -> TrainOutput<LmOutput> {
-        let out = self.forward_lm(batch);
-        let loss = self.guard.scale_loss(out.loss.clone());
-        TrainOutput::new(self, loss.backward(), out)
-    }
-
-    fn optimize(
-        self,
-        optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        grads: GradientsParams,
-    ) -> Self {
-        let guard = self.guard.clone();
-        guarded_step(self, optim, lr, grads, &guard)
-    }
-}
-
-impl InferenceStep for LmTask {
-    type Input = LmBatch;
-    type Output = LmOutput;
-
-    fn step(&self, batch: LmBatch) -> LmOutput {
-        self.forward_lm(batch)
-    }
-}
+guarded_task!(LmTask, Gpt2Model, LmBatch => LmOutput, forward_lm);
 
 #[cfg(test)]
 mod tests {
