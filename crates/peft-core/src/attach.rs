@@ -6,6 +6,7 @@ use crate::error::{PeftError, Result};
 use crate::fusion::FusionConfig;
 use crate::setup::Setup;
 use crate::site::AdapterLayer;
+use burn::tensor::Tensor;
 
 /// One adapter that was attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +73,7 @@ pub const DEFAULT_ADAPTER: &str = "default";
 /// A model with adapter sites: one [`AdapterLayer`] per block and [`AdapterSite`].
 ///
 /// Models implement the accessors; the verbs ([`add_adapter`], [`delete_adapter`],
-/// [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`]) work the same way for
+/// [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`](crate::set_adapter_drop)) work the same way for
 /// every architecture.
 pub trait AdapterHost {
     /// Number of Transformer blocks.
@@ -102,7 +103,7 @@ pub fn sites<H: AdapterHost + ?Sized>(host: &H) -> Vec<(usize, AdapterSite, &Ada
     out
 }
 
-fn for_each_site<H: AdapterHost + ?Sized>(
+pub(crate) fn for_each_site<H: AdapterHost + ?Sized>(
     host: &mut H,
     mut f: impl FnMut(usize, AdapterSite, &mut AdapterLayer),
 ) {
@@ -162,6 +163,40 @@ pub fn fusions<H: AdapterHost + ?Sized>(host: &H) -> Vec<Vec<String>> {
         }
     }
     out
+}
+
+/// AdapterHub's fusion regularisation (`get_fusion_regularization_loss`, `adapters` 1.3.0):
+/// `0.01 · Σ (I − V)²` summed over every fusion layer whose value projection `V` trains
+/// (requires grad) and whose [`FusionConfig::regularization`] is on; `None` when no fusion
+/// layer qualifies. `[1]`.
+///
+/// The training tasks of `peft-train` add it to the loss they differentiate (not to the loss
+/// they report). AdapterHub applies the same gradient one optimizer step late (its
+/// `AdapterTrainerCallback.on_step_end` back-propagates it after the step, so it joins the next
+/// step's gradients, computed at the same weights); its first step therefore has none, ours
+/// has it from the first step. AdapterHub also ignores the config flag and regularises every
+/// trainable value projection; we honour the flag (`dynamic` has it on, `static` has no value
+/// projection).
+pub fn fusion_regularization<H: AdapterHost + ?Sized>(host: &H) -> Option<Tensor<1>> {
+    let mut total: Option<Tensor<1>> = None;
+    for (_, _, s) in sites(host) {
+        for (_, meta, fusion) in s.fusions().iter() {
+            let trains = fusion
+                .value
+                .as_ref()
+                .is_some_and(|v| v.weight.val().is_require_grad());
+            if !meta.config.regularization || !trains {
+                continue;
+            }
+            if let Some(r) = fusion.regularization() {
+                total = Some(match total {
+                    Some(t) => t + r,
+                    None => r,
+                });
+            }
+        }
+    }
+    total
 }
 
 fn names_of<H: AdapterHost + ?Sized>(host: &H) -> String {
@@ -419,48 +454,6 @@ pub fn check_active_batch<H: AdapterHost + ?Sized>(host: &H, batch: usize) -> Re
         Some(s) => s.check_batch(batch),
         None => Ok(()),
     }
-}
-
-/// AdapterDrop (Rücklé et al. 2021, "AdapterDrop: On the Efficiency of Adapters in
-/// Transformers").
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AdapterDrop {
-    /// Blocks whose adapters are skipped, in training and inference (AdapterHub's
-    /// `skip_layers`). Default: none.
-    pub skip_layers: Vec<usize>,
-    /// In training (on an autodiff device) each site is skipped with this probability in every
-    /// forward pass. Default: 0.
-    pub train_drop_prob: f64,
-}
-
-impl AdapterDrop {
-    /// Skip the adapters of the first `n` blocks (the paper's inference-time AdapterDrop).
-    pub fn first_layers(n: usize) -> Self {
-        Self {
-            skip_layers: (0..n).collect(),
-            train_drop_prob: 0.0,
-        }
-    }
-}
-
-/// Apply `drop` to every site of `host` (replacing an earlier one).
-pub fn set_adapter_drop<H: AdapterHost + ?Sized>(host: &mut H, drop: &AdapterDrop) -> Result<()> {
-    if !(0.0..1.0).contains(&drop.train_drop_prob) {
-        return Err(PeftError::InvalidConfig(format!(
-            "AdapterDrop train_drop_prob must be in [0, 1), got {}",
-            drop.train_drop_prob
-        )));
-    }
-    let n = host.num_layers();
-    if let Some(bad) = drop.skip_layers.iter().find(|&&l| l >= n) {
-        return Err(PeftError::InvalidConfig(format!(
-            "AdapterDrop skip_layers names layer {bad}, but the model has {n} layers"
-        )));
-    }
-    for_each_site(host, |layer, _, s| {
-        s.set_drop(drop.skip_layers.contains(&layer), drop.train_drop_prob)
-    });
-    Ok(())
 }
 
 /// The one-adapter shortcut: delete every adapter, add a fresh one named

@@ -15,6 +15,7 @@
 //! | [`dropout`] | [`dropout::dropout`](fn@dropout::dropout), burn's dropout with a fast host-side mask on CPU backends, used by every model |
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
+//! | [`adapter_drop`] | [`AdapterDrop`] (Rücklé et al. 2021): skipped blocks, random per-block dropping in training |
 //! | [`attach`] | the verbs over any [`AdapterHost`]: [`add_adapter`], [`delete_adapter`], [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`], [`attach_adapters`] (the one-adapter shortcut) |
 //! | [`adapterhub`] | AdapterHub's file format (`adapters` 1.3.0) both directions: `adapter_config.json`, `head_config.json`, fusion files, key names |
 //! | [`error`] | [`PeftError`] |
@@ -45,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod adapter_drop;
 pub mod adapterhub;
 pub mod attach;
 pub mod bottleneck;
@@ -62,11 +64,11 @@ pub mod site;
 mod testing;
 
 pub use activation::Activation;
+pub use adapter_drop::{AdapterDrop, set_adapter_drop};
 pub use attach::{
-    AdapterDrop, AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER,
-    active_setup, adapters, add_adapter, add_fusion, attach_adapters, check_active_batch,
-    delete_adapter, delete_fusion, fusions, parallel_channels, remove_adapters, set_active,
-    set_adapter_drop, sites,
+    AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER, active_setup, adapters,
+    add_adapter, add_fusion, attach_adapters, check_active_batch, delete_adapter, delete_fusion,
+    fusion_regularization, fusions, parallel_channels, remove_adapters, set_active, sites,
 };
 pub use bottleneck::{BottleneckAdapter, residual_site};
 pub use config::{

@@ -20,6 +20,7 @@ use burn::module::{
 use burn::nn::LayerNorm;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::adapter_drop::LayerDraw;
 use crate::bottleneck::{BottleneckAdapter, add_norm};
 use crate::config::AdapterConfig;
 use crate::fusion::{AdapterFusion, FusionConfig};
@@ -43,8 +44,8 @@ pub struct AdapterLayer {
     active: Option<Setup>,
     /// AdapterDrop: this site is skipped (training and inference).
     skip: bool,
-    /// AdapterDrop in training: probability of skipping this site in a forward pass.
-    drop_prob: f64,
+    /// AdapterDrop in training: the random decision this site shares with its block.
+    drop: Option<LayerDraw>,
 }
 
 /// AdapterHub's `BottleneckState`.
@@ -167,11 +168,11 @@ impl AdapterLayer {
         self.active = setup;
     }
 
-    /// AdapterDrop: skip this site (`skip`), and in training skip it with probability
-    /// `drop_prob` in each forward pass.
-    pub fn set_drop(&mut self, skip: bool, drop_prob: f64) {
+    /// AdapterDrop: skip this site (`skip`), and in training skip it whenever `draw` (shared
+    /// by the sites of one block) says so. Models set it through [`crate::set_adapter_drop`].
+    pub fn set_drop(&mut self, skip: bool, draw: Option<LayerDraw>) {
         self.skip = skip;
-        self.drop_prob = drop_prob;
+        self.drop = draw;
     }
 
     /// How many copies of the batch the active setup needs (see
@@ -185,17 +186,11 @@ impl AdapterLayer {
         setup.names().iter().any(|n| self.adapter(n).is_some())
     }
 
-    /// Whether AdapterDrop skips the site in this forward pass.
+    /// Whether AdapterDrop skips the site in this forward pass. Called exactly once per site
+    /// and pass (the block's shared draw counts its sites).
     fn dropped(&self, device: &Device) -> bool {
-        if self.skip {
-            return true;
-        }
-        if self.drop_prob > 0.0 && device.is_autodiff() {
-            let bits = crate::dropout::backend_seed(device) >> 11;
-            let u = bits as f64 / (1u64 << 53) as f64;
-            return u < self.drop_prob;
-        }
-        false
+        let random = self.drop.as_ref().is_some_and(|d| d.dropped(device));
+        self.skip || random
     }
 
     /// The sub-layer's residual connection through the active adapters.
@@ -214,8 +209,9 @@ impl AdapterLayer {
         input: Tensor<3>,
         layer_norm: Option<&LayerNorm>,
     ) -> Tensor<3> {
+        let dropped = self.dropped(&hidden.device());
         let setup = match &self.active {
-            Some(s) if !self.dropped(&hidden.device()) => s,
+            Some(s) if !dropped => s,
             _ => return add_norm(hidden, input, layer_norm),
         };
         match setup {

@@ -4,9 +4,10 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Distribution, Tensor, Tolerance};
 
+use crate::adapter_drop::{AdapterDrop, set_adapter_drop};
 use crate::attach::{
-    AdapterDrop, active_setup, adapters, add_adapter, add_fusion, delete_adapter, fusions,
-    set_active, set_adapter_drop,
+    active_setup, adapters, add_adapter, add_fusion, delete_adapter, fusion_regularization,
+    fusions, set_active,
 };
 use crate::config::{AdapterConfig, Scaling};
 use crate::error::PeftError;
@@ -351,6 +352,109 @@ fn adapter_drop_skips_the_named_layers() {
             < 1e-6
     );
     assert!(set_adapter_drop(&mut toy, &AdapterDrop::first_layers(4)).is_err());
+}
+
+/// Training-time AdapterDrop decides per block: in every pass a block's adapters run at both of
+/// its sites or at neither, so each output equals the model with some set of whole blocks
+/// skipped. (Independent draws per site would give outputs matching none of them.)
+#[test]
+fn adapter_drop_in_training_drops_whole_blocks() {
+    let device = Device::flex().autodiff();
+    let mut toy = toy(&device);
+    let x = input(2, &device);
+    set_active(&mut toy, Some(Setup::single("a"))).unwrap_or_else(|e| panic!("{e}"));
+    let references: Vec<(Vec<usize>, Tensor<3>)> = (0..8usize)
+        .map(|mask| {
+            let skipped: Vec<usize> = (0..3).filter(|b| mask & (1 << b) != 0).collect();
+            let drop = AdapterDrop {
+                skip_layers: skipped.clone(),
+                train_drop_prob: 0.0,
+            };
+            set_adapter_drop(&mut toy, &drop).unwrap_or_else(|e| panic!("{e}"));
+            (skipped, toy.forward(x.clone()))
+        })
+        .collect();
+    // The eight references differ (non-zero adapters at every site).
+    for (i, (_, a)) in references.iter().enumerate() {
+        for (_, b) in &references[i + 1..] {
+            let diff: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+            assert!(diff > 1e-4, "references must be distinguishable");
+        }
+    }
+    set_adapter_drop(&mut toy, &AdapterDrop::default().with_train_drop_prob(0.5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    device.seed(3);
+    let mut seen = std::collections::BTreeSet::new();
+    for pass in 0..40 {
+        let out = toy.forward(x.clone());
+        let hit = references.iter().find(|(_, r)| {
+            let diff: f32 = (out.clone() - r.clone()).abs().max().into_scalar();
+            diff < 1e-5
+        });
+        match hit {
+            Some((skipped, _)) => {
+                seen.insert(skipped.clone());
+            }
+            None => panic!("pass {pass}: a block's sites were dropped separately"),
+        }
+    }
+    assert!(seen.len() >= 4, "random drops happen: {seen:?}");
+    // At inference (no autodiff) nothing is dropped at random.
+    let inference = toy.valid();
+    let out = inference.forward(x.clone().inner());
+    let diff: f32 = (out - references[0].1.clone().inner())
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(diff < 1e-5);
+}
+
+/// AdapterHub's fusion regularisation: `0.01 · Σ (I − V)²` over the trainable value
+/// projections, nothing when the fusion is frozen.
+#[test]
+fn fusion_regularization_sums_trainable_value_projections() {
+    let device = Device::flex().autodiff();
+    let mut toy = toy(&device);
+    assert!(fusion_regularization(&toy).is_none(), "no fusion, no term");
+    add_fusion(&mut toy, &["a", "b"], &FusionConfig::dynamic(), &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let toy =
+        randomize_matching(toy, r"adapters\.a,b\.value", 0.3).unwrap_or_else(|e| panic!("{e}"));
+    let fusion_only = Trainable::none().with_fusion(&["a", "b"]);
+    let trained = freeze_except(toy.clone(), &fusion_only).unwrap_or_else(|e| panic!("{e}"));
+    let mut expected = 0.0f64;
+    for block in &trained.blocks {
+        for site in [&block.attention.adapters, &block.output.adapters] {
+            for (_, _, fusion) in site.fusions().iter() {
+                let Some(v) = fusion.value.as_ref() else {
+                    continue;
+                };
+                let w = v
+                    .weight
+                    .val()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default();
+                for (i, x) in w.iter().enumerate() {
+                    let target = if i / D == i % D { 1.0 } else { 0.0 };
+                    expected += 0.01 * (target - f64::from(*x)).powi(2);
+                }
+            }
+        }
+    }
+    assert!(expected > 0.01, "randomised value projections: {expected}");
+    let got: f32 = fusion_regularization(&trained)
+        .map(|t| t.into_scalar())
+        .unwrap_or(f32::NAN);
+    assert!(
+        (f64::from(got) - expected).abs() < 1e-4 * expected,
+        "{got} vs {expected}"
+    );
+    let frozen = freeze_except(toy, &Trainable::adapter("a")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        fusion_regularization(&frozen).is_none(),
+        "a frozen fusion adds nothing"
+    );
 }
 
 #[test]

@@ -175,7 +175,8 @@ pub fn guarded_step<M: Module>(
 /// Implements `TrainStep`, `InferenceStep` and [`RunTask`](crate::run::RunTask) for a task
 /// struct `$task` with the fields `model: $model` and `guard: StepGuard`, from its forward method
 /// `fn $forward(&self, $batch) -> $output` (an output with a `loss` field `[1]`): the training
-/// step calls `backward` on the loss scaled by [`StepGuard::scale_loss`], the optimizer step is
+/// step calls `backward` on the loss (plus [`peft_core::fusion_regularization`] when a fusion
+/// layer trains) scaled by [`StepGuard::scale_loss`], the optimizer step is
 /// [`guarded_step`]. One definition for [`ClassificationTask`] and [`crate::lm::LmTask`].
 macro_rules! guarded_task {
     ($task:ty, $model:ty, $batch:ty => $output:ty, $forward:ident) => {
@@ -185,7 +186,12 @@ macro_rules! guarded_task {
 
             fn step(&self, batch: $batch) -> burn::train::TrainOutput<$output> {
                 let out = self.$forward(batch);
-                let loss = self.guard.scale_loss(out.loss.clone());
+                // AdapterHub's fusion regularisation joins the differentiated loss only.
+                let loss = match peft_core::fusion_regularization(&self.model) {
+                    Some(reg) => out.loss.clone() + reg,
+                    None => out.loss.clone(),
+                };
+                let loss = self.guard.scale_loss(loss);
                 burn::train::TrainOutput::new(self, loss.backward(), out)
             }
 

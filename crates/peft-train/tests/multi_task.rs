@@ -178,3 +178,71 @@ fn fusion_training_updates_only_the_fusion_and_its_head() {
     let moved = (v.weight.val() - eye).abs().max().into_scalar::<f32>();
     assert!(moved > 1e-4, "fusion value weights trained: {moved}");
 }
+
+/// The training step differentiates the task loss plus AdapterHub's fusion regularisation
+/// `0.01 · Σ (I − V)²`: the value projections' gradients exceed the task loss's by exactly
+/// `0.02 · (V − I)`; nothing else changes.
+#[test]
+fn fusion_training_step_adds_the_value_regularisation_gradient() {
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::optim::GradientsParams;
+    use burn::train::TrainStep;
+    use peft_train::task::{ClassificationTask, StepGuard};
+
+    let device = Device::flex().autodiff();
+    device.seed(6);
+    let mut m = with_head(with_head(model(&device), "a", &device), "b", &device);
+    for name in ["a", "b"] {
+        peft_core::add_adapter(
+            &mut m,
+            name,
+            &peft_core::AdapterConfig::pfeiffer(4.0),
+            &device,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let m = with_head(m, "fused", &device);
+    let fusion = TrainingMethod::Fusion {
+        adapters: vec!["a".into(), "b".into()],
+        config: FusionConfig::dynamic(),
+    };
+    let (m, _, _) = prepare_model(m, &fusion, "fused", &device).unwrap_or_else(|e| panic!("{e}"));
+    // Move V away from the identity so the term is large; keep it trainable.
+    let m = peft_core::freeze::randomize_matching(m, r"adapters\.a,b\.value", 0.2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let m =
+        peft_core::freeze_except(m, &fusion.trainable("fused")).unwrap_or_else(|e| panic!("{e}"));
+    let tok = tokenizer();
+    let items = data(&tok).train[..6].to_vec();
+    let batch = peft_train::data::ClassificationBatcher::new(tok).batch(items, &device);
+    let task = ClassificationTask::new(m, StepGuard::new(None, 1, None));
+
+    let stepped = TrainStep::step(&task, batch.clone());
+    let with_reg = stepped.grads;
+    let plain = task.forward_classification(batch).loss.backward();
+    let plain = GradientsParams::from_grads(plain, &task);
+
+    let mut checked = 0;
+    for layer in &task.model.bert.encoder.layer {
+        for site in [&layer.attention.output.adapters, &layer.output.adapters] {
+            let Some(v) = site.fusion("a,b").and_then(|f| f.value.clone()) else {
+                continue;
+            };
+            let g_reg = with_reg
+                .get::<2>(v.weight.id)
+                .unwrap_or_else(|| panic!("value gradient with the term"));
+            let g_plain = plain
+                .get::<2>(v.weight.id)
+                .unwrap_or_else(|| panic!("value gradient without it"));
+            let w = v.weight.val().inner();
+            let [d, _] = w.dims();
+            let eye = Tensor::<2>::eye(d, &w.device());
+            let expected = (w - eye) * 0.02;
+            (g_reg - g_plain)
+                .into_data()
+                .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-6));
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "a fusion layer was checked");
+}
