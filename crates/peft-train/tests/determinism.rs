@@ -113,3 +113,86 @@ fn gradient_accumulation_matches_one_large_batch() {
     let moved = max_difference(one.head().unwrap_or_else(|e| panic!("{e}")), &initial);
     assert!(moved > 1e-3, "the head moved only {moved}");
 }
+
+/// Environment variable that turns [`child_run_from_scratch`] into a real run writing its
+/// result to the path it names (only set by [`two_processes_agree_bit_for_bit`]).
+const CHILD_OUT: &str = "BURN_PEFT_DETERMINISM_CHILD_OUT";
+
+/// What a child process writes: every parameter's bits, then the losses' bits.
+fn fingerprint(model: &BertClassifier, report: &peft_train::trainer::TrainingReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for (path, data) in common::values(model) {
+        let _ = write!(s, "{path}:");
+        for v in data.iter::<f32>() {
+            let _ = write!(s, "{:08x}", v.to_bits());
+        }
+        s.push('\n');
+    }
+    for e in &report.epochs {
+        let _ = writeln!(
+            s,
+            "epoch {:?} {:?}",
+            e.train_loss.map(f64::to_bits),
+            e.valid_loss.map(f64::to_bits)
+        );
+    }
+    let _ = writeln!(s, "final {}", report.final_eval.loss.to_bits());
+    s
+}
+
+/// The child half of [`two_processes_agree_bit_for_bit`]: a no-op unless [`CHILD_OUT`] is set.
+#[test]
+fn child_run_from_scratch() {
+    let Some(path) = std::env::var_os(CHILD_OUT) else {
+        return;
+    };
+    let _lock = SERIAL.lock();
+    let tok = tokenizer();
+    let data = data(&tok);
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (model, report) = train_classifier_from_dir(
+        fixtures(),
+        2,
+        HeadPooling::DenseTanh,
+        &Device::flex(),
+        &data,
+        ClassificationBatcher::new(tok.clone()),
+        &config(2),
+        out.path(),
+        quiet(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(path, fingerprint(&model, &report)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// "Same command, same seed, same backend: the same numbers bit for bit." Two separate
+/// processes (what two runs of the example are) train from scratch with dropout on: every
+/// parameter and loss agrees to the bit. Unlike two runs in one process, this also catches
+/// state that differs between processes (entropy-seeded RNGs, hash-map orders, threads).
+#[test]
+fn two_processes_agree_bit_for_bit() {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let run = |name: &str| {
+        let path = dir.path().join(name);
+        let status = std::process::Command::new(&exe)
+            .args(["child_run_from_scratch", "--exact", "--test-threads=1"])
+            .env(CHILD_OUT, &path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success(), "child run {name} failed");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (a, b) = (run("a"), run("b"));
+    assert!(a.lines().count() > 10, "the child wrote its parameters");
+    if a != b {
+        let first = a
+            .lines()
+            .zip(b.lines())
+            .find(|(x, y)| x != y)
+            .map(|(x, _)| x.split(':').next().unwrap_or("").to_string());
+        panic!("two processes differ, first at {first:?}");
+    }
+}
