@@ -102,6 +102,15 @@ pub enum Error {
         /// The feature that enables it.
         feature: &'static str,
     },
+    /// A compiled-in device cannot start on this machine (no driver, no GPU, a failed
+    /// initialisation).
+    #[error("device `{device}` is not usable here: {reason}")]
+    DeviceUnavailable {
+        /// The device asked for.
+        device: String,
+        /// What went wrong, as the backend or the driver check said it.
+        reason: String,
+    },
     /// No backend feature is enabled at all.
     #[error(
         "no backend compiled in: enable one of the features flex, ndarray, wgpu, vulkan, metal, cuda"

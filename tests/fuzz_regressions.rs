@@ -213,7 +213,8 @@ fn mutate(rng: &mut Rng, data: &[u8], splice: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Mutations per target (override with `FUZZ_SMOKE_ITERS`).
+/// Mutations per target (override with `FUZZ_SMOKE_ITERS`; `FUZZ_SMOKE_TARGETS=a,b` runs only
+/// those targets, e.g. for a long stable-toolchain run of one target).
 const SMOKE_ITERS: usize = 1000;
 
 #[test]
@@ -222,8 +223,14 @@ fn mutation_smoke_per_target() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(SMOKE_ITERS);
+    let only: Option<Vec<String>> = std::env::var("FUZZ_SMOKE_TARGETS")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
     let mut failures = Vec::new();
     for (t, (name, target)) in targets::TARGETS.into_iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
+            continue;
+        }
         let corpus: Vec<Vec<u8>> = corpus(name).into_iter().map(|(_, d)| d).collect();
         assert!(!corpus.is_empty(), "no seeds or corpus for {name}");
         let mut rng = Rng(0x5eed_0000 + t as u64);
