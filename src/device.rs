@@ -104,9 +104,11 @@ fn cuda_driver_present() -> Result<(), String> {
         // SAFETY: dlopen with a valid C string and RTLD_LAZY; the handle is closed at once.
         let handle = unsafe { libc::dlopen(lib.as_ptr(), libc::RTLD_LAZY) };
         if handle.is_null() {
-            return Err("the NVIDIA driver library libcuda.so.1 was not found (install the \
+            return Err(
+                "the NVIDIA driver library libcuda.so.1 was not found (install the \
                  NVIDIA driver, or choose another device with --device or BURN_DEVICE)"
-                .to_string());
+                    .to_string(),
+            );
         }
         // SAFETY: `handle` came from a successful dlopen.
         unsafe { libc::dlclose(handle) };

@@ -79,6 +79,11 @@
 //! ```
 #![warn(missing_docs)]
 
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use peft_core as core;
 pub use peft_models as models;
 pub use peft_train as train;

@@ -23,8 +23,13 @@ pub struct AdapterDrop {
     /// `skip_layers`). Default: none.
     pub skip_layers: Vec<usize>,
     /// In training (on an autodiff device) the adapters of each block, all its sites together,
-    /// are skipped with this probability in every forward pass; in `[0, 1)`. Default: 0.
+    /// are skipped with this probability in every forward pass, independently per block; in
+    /// `[0, 1)`. Default: 0.
     pub train_drop_prob: f64,
+    /// The paper's "robust" AdapterDrop (and AdapterHub's AdapterDrop training notebook): in
+    /// every training forward pass the adapters of the first `n` blocks are skipped, `n` drawn
+    /// uniformly from `0..=max`; at most the number of blocks. Default: `None` (off).
+    pub train_skip_first: Option<usize>,
 }
 
 impl AdapterDrop {
@@ -32,7 +37,7 @@ impl AdapterDrop {
     pub fn first_layers(n: usize) -> Self {
         Self {
             skip_layers: (0..n).collect(),
-            train_drop_prob: 0.0,
+            ..Self::default()
         }
     }
 
@@ -41,12 +46,21 @@ impl AdapterDrop {
         self.train_drop_prob = p;
         self
     }
+
+    /// Robust AdapterDrop (Rücklé et al. 2021): in training, skip the first `n` blocks' adapters,
+    /// `n` uniform in `0..=max`, drawn anew for every forward pass.
+    pub fn robust(max: usize) -> Self {
+        Self {
+            train_skip_first: Some(max),
+            ..Self::default()
+        }
+    }
 }
 
 /// Apply `drop` to every site of `host` (replacing an earlier one).
 ///
-/// Errors (the model unchanged): `train_drop_prob` outside `[0, 1)` or a skipped layer beyond
-/// the model.
+/// Errors (the model unchanged): `train_drop_prob` outside `[0, 1)`, a skipped layer beyond the
+/// model, or `train_skip_first` above the number of blocks.
 pub fn set_adapter_drop<H: AdapterHost + ?Sized>(host: &mut H, drop: &AdapterDrop) -> Result<()> {
     if !(0.0..1.0).contains(&drop.train_drop_prob) {
         return Err(PeftError::InvalidConfig(format!(
@@ -60,83 +74,127 @@ pub fn set_adapter_drop<H: AdapterHost + ?Sized>(host: &mut H, drop: &AdapterDro
             "AdapterDrop skip_layers names layer {bad}, but the model has {n} layers"
         )));
     }
-    // One shared draw per block, over the sites that block has.
-    let draws: Vec<Option<LayerDraw>> = (0..n)
+    if let Some(max) = drop.train_skip_first.filter(|&m| m > n) {
+        return Err(PeftError::InvalidConfig(format!(
+            "AdapterDrop train_skip_first is {max}, but the model has {n} layers"
+        )));
+    }
+    let sites_of = |layer: usize| {
+        AdapterSite::ALL
+            .iter()
+            .filter(|&&site| host.adapter_layer(layer, site).is_some())
+            .count()
+    };
+    // One shared draw per block (independent dropping), one for the whole model (robust).
+    let per_block: Vec<Option<SharedDraw>> = (0..n)
         .map(|layer| {
-            let sites = AdapterSite::ALL
-                .iter()
-                .filter(|&&site| host.adapter_layer(layer, site).is_some())
-                .count();
-            (drop.train_drop_prob > 0.0 && sites > 0)
-                .then(|| LayerDraw::new(drop.train_drop_prob, sites))
+            let sites = sites_of(layer);
+            (drop.train_drop_prob > 0.0 && sites > 0).then(|| SharedDraw::new(sites))
         })
         .collect();
+    let total: usize = (0..n).map(sites_of).sum();
+    let whole = drop
+        .train_skip_first
+        .filter(|&m| m > 0 && total > 0)
+        .map(|max| (SharedDraw::new(total), max));
     for_each_site(host, |layer, _, s| {
-        s.set_drop(
-            drop.skip_layers.contains(&layer),
-            draws.get(layer).cloned().flatten(),
-        )
+        let mut rules = Vec::new();
+        if let Some(draw) = per_block.get(layer).cloned().flatten() {
+            rules.push(DropRule {
+                draw,
+                kind: RuleKind::Probability(drop.train_drop_prob),
+            });
+        }
+        if let Some((draw, max)) = &whole {
+            rules.push(DropRule {
+                draw: draw.clone(),
+                kind: RuleKind::FirstBlocks { max: *max, layer },
+            });
+        }
+        s.set_drop(drop.skip_layers.contains(&layer), rules)
     });
     Ok(())
 }
 
-/// One random AdapterDrop decision per block and forward pass, shared by the block's sites.
+/// One random number per forward pass, shared by a group of sites (a block's, or the whole
+/// model's).
 ///
-/// The block's first site to run in a pass draws (from the backend's seeded RNG, only on an
-/// autodiff device); the other sites of the block reuse that decision. Clones share the
-/// decision state (a model and its clone should not train at the same time).
+/// The group's first site to run in a pass draws (from the backend's seeded RNG, only on an
+/// autodiff device); the other sites of the group reuse that number. Clones share the state (a
+/// model and its clone should not train at the same time).
 #[derive(Clone, Debug)]
-pub struct LayerDraw {
-    prob: f64,
+struct SharedDraw {
     sites: usize,
     state: Arc<Mutex<DrawState>>,
 }
 
 #[derive(Debug, Default)]
 struct DrawState {
-    /// Sites of the block still to run in the current pass.
+    /// Sites of the group still to run in the current pass.
     left: usize,
-    /// The current pass's decision.
-    dropped: bool,
+    /// The current pass's number, uniform in `[0, 1)`.
+    u: f64,
 }
 
-impl LayerDraw {
-    /// A draw with drop probability `prob` for a block of `sites` sites.
-    pub fn new(prob: f64, sites: usize) -> Self {
+impl SharedDraw {
+    fn new(sites: usize) -> Self {
         Self {
-            prob,
             sites: sites.max(1),
             state: Arc::new(Mutex::new(DrawState::default())),
         }
     }
 
-    /// The drop probability.
-    pub fn prob(&self) -> f64 {
-        self.prob
-    }
-
-    /// Whether the block's adapters are dropped in this pass (called once per site and pass).
-    pub(crate) fn dropped(&self, device: &Device) -> bool {
-        if !device.is_autodiff() {
-            return false;
-        }
+    /// This pass's number (called once per site and pass).
+    fn next(&self, device: &Device) -> f64 {
         let mut state = match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
         if state.left == 0 {
             let bits = crate::dropout::backend_seed(device) >> 11;
-            let u = bits as f64 / (1u64 << 53) as f64;
-            state.dropped = u < self.prob;
+            state.u = bits as f64 / (1u64 << 53) as f64;
             state.left = self.sites;
         }
         state.left -= 1;
-        state.dropped
+        state.u
     }
 }
 
-impl PartialEq for LayerDraw {
+#[derive(Clone, Debug, PartialEq)]
+enum RuleKind {
+    /// Dropped when the block's number is below the probability.
+    Probability(f64),
+    /// Dropped when `layer < n`, `n = ⌊u · (max + 1)⌋` from the model-wide number.
+    FirstBlocks { max: usize, layer: usize },
+}
+
+/// A training-time AdapterDrop rule of one site: its shared draw and how to read it.
+#[derive(Clone, Debug)]
+pub struct DropRule {
+    draw: SharedDraw,
+    kind: RuleKind,
+}
+
+impl DropRule {
+    /// Whether the rule drops the site in this pass (called once per site and pass; draws only
+    /// on an autodiff device, i.e. in training).
+    pub(crate) fn dropped(&self, device: &Device) -> bool {
+        if !device.is_autodiff() {
+            return false;
+        }
+        let u = self.draw.next(device);
+        match self.kind {
+            RuleKind::Probability(p) => u < p,
+            RuleKind::FirstBlocks { max, layer } => {
+                let n = ((u * (max + 1) as f64) as usize).min(max);
+                layer < n
+            }
+        }
+    }
+}
+
+impl PartialEq for DropRule {
     fn eq(&self, other: &Self) -> bool {
-        self.prob == other.prob && self.sites == other.sites
+        self.kind == other.kind && self.draw.sites == other.draw.sites
     }
 }

@@ -20,7 +20,7 @@ use burn::module::{
 use burn::nn::LayerNorm;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::adapter_drop::LayerDraw;
+use crate::adapter_drop::DropRule;
 use crate::bottleneck::{BottleneckAdapter, add_norm};
 use crate::config::AdapterConfig;
 use crate::fusion::{AdapterFusion, FusionConfig};
@@ -44,8 +44,8 @@ pub struct AdapterLayer {
     active: Option<Setup>,
     /// AdapterDrop: this site is skipped (training and inference).
     skip: bool,
-    /// AdapterDrop in training: the random decision this site shares with its block.
-    drop: Option<LayerDraw>,
+    /// AdapterDrop in training: the random rules this site shares with its block or model.
+    drop: Vec<DropRule>,
 }
 
 /// AdapterHub's `BottleneckState`.
@@ -168,11 +168,12 @@ impl AdapterLayer {
         self.active = setup;
     }
 
-    /// AdapterDrop: skip this site (`skip`), and in training skip it whenever `draw` (shared
-    /// by the sites of one block) says so. Models set it through [`crate::set_adapter_drop`].
-    pub fn set_drop(&mut self, skip: bool, draw: Option<LayerDraw>) {
+    /// AdapterDrop: skip this site (`skip`), and in training skip it whenever one of `rules`
+    /// (random draws shared by a block or the whole model) says so. Models set it through
+    /// [`crate::set_adapter_drop`].
+    pub fn set_drop(&mut self, skip: bool, rules: Vec<DropRule>) {
         self.skip = skip;
-        self.drop = draw;
+        self.drop = rules;
     }
 
     /// How many copies of the batch the active setup needs (see
@@ -189,7 +190,9 @@ impl AdapterLayer {
     /// Whether AdapterDrop skips the site in this forward pass. Called exactly once per site
     /// and pass (the block's shared draw counts its sites).
     fn dropped(&self, device: &Device) -> bool {
-        let random = self.drop.as_ref().is_some_and(|d| d.dropped(device));
+        // Every rule is consulted in every pass: its shared draw counts the sites.
+        let draws: Vec<bool> = self.drop.iter().map(|rule| rule.dropped(device)).collect();
+        let random = draws.contains(&true);
         self.skip || random
     }
 

@@ -368,7 +368,7 @@ fn adapter_drop_in_training_drops_whole_blocks() {
             let skipped: Vec<usize> = (0..3).filter(|b| mask & (1 << b) != 0).collect();
             let drop = AdapterDrop {
                 skip_layers: skipped.clone(),
-                train_drop_prob: 0.0,
+                ..AdapterDrop::default()
             };
             set_adapter_drop(&mut toy, &drop).unwrap_or_else(|e| panic!("{e}"));
             (skipped, toy.forward(x.clone()))
@@ -407,6 +407,38 @@ fn adapter_drop_in_training_drops_whole_blocks() {
         .max()
         .into_scalar();
     assert!(diff < 1e-5);
+}
+
+/// Robust AdapterDrop: every training pass skips a prefix of blocks (the first `n`, `n` in
+/// `0..=2`), never another set; at inference nothing is skipped.
+#[test]
+fn robust_adapter_drop_skips_a_prefix_of_blocks() {
+    let device = Device::flex().autodiff();
+    let mut toy = toy(&device);
+    let x = input(2, &device);
+    set_active(&mut toy, Some(Setup::single("a"))).unwrap_or_else(|e| panic!("{e}"));
+    let reference = |toy: &mut Toy, n: usize| {
+        set_adapter_drop(toy, &AdapterDrop::first_layers(n)).unwrap_or_else(|e| panic!("{e}"));
+        toy.forward(x.clone())
+    };
+    let prefixes: Vec<Tensor<3>> = (0..=3).map(|n| reference(&mut toy, n)).collect();
+    assert!(set_adapter_drop(&mut toy, &AdapterDrop::robust(4)).is_err());
+    set_adapter_drop(&mut toy, &AdapterDrop::robust(2)).unwrap_or_else(|e| panic!("{e}"));
+    device.seed(8);
+    let mut seen = std::collections::BTreeSet::new();
+    for pass in 0..30 {
+        let out = toy.forward(x.clone());
+        let n = prefixes.iter().position(|r| {
+            let diff: f32 = (out.clone() - r.clone()).abs().max().into_scalar();
+            diff < 1e-5
+        });
+        match n {
+            Some(n) => assert!(n <= 2, "pass {pass}: skipped {n} blocks, max is 2"),
+            None => panic!("pass {pass}: the skipped blocks are not a prefix"),
+        }
+        seen.insert(n);
+    }
+    assert_eq!(seen.len(), 3, "n takes each of 0, 1, 2: {seen:?}");
 }
 
 /// AdapterHub's fusion regularisation: `0.01 · Σ (I − V)²` over the trainable value
