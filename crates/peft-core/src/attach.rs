@@ -4,17 +4,39 @@
 use crate::config::{AdapterConfig, AdapterSite};
 use crate::error::{PeftError, Result};
 use crate::fusion::FusionConfig;
+use crate::linear_site::LinearSite;
+use crate::lora::{LinearTarget, LoraConfig};
+use crate::method::{MethodConfig, MethodKind};
 use crate::setup::Setup;
 use crate::site::AdapterLayer;
+
+/// Where in a block a module was attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SitePlace {
+    /// A residual site (bottleneck adapters).
+    Residual(AdapterSite),
+    /// A linear projection (LoRA).
+    Linear(LinearTarget),
+}
+
+impl SitePlace {
+    /// A short name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Residual(s) => s.name(),
+            Self::Linear(t) => t.name(),
+        }
+    }
+}
 
 /// One adapter that was attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttachedSite {
     /// Block index.
     pub layer: usize,
-    /// Site in the block.
-    pub site: AdapterSite,
-    /// Bottleneck width.
+    /// Where in the block.
+    pub site: SitePlace,
+    /// Bottleneck width (bottleneck adapters) or rank (LoRA).
     pub bottleneck: usize,
     /// Parameters of this adapter.
     pub params: usize,
@@ -87,6 +109,43 @@ pub trait AdapterHost {
     fn adapter_layer(&self, layer: usize, site: AdapterSite) -> Option<&AdapterLayer>;
     /// The same, mutable.
     fn adapter_layer_mut(&mut self, layer: usize, site: AdapterSite) -> Option<&mut AdapterLayer>;
+    /// The linear projection `target` of block `layer`, or `None` if the model has none there
+    /// (the default: a model without [`LinearSite`]s).
+    fn linear_site(&self, layer: usize, target: LinearTarget) -> Option<&LinearSite> {
+        let _ = (layer, target);
+        None
+    }
+    /// The same, mutable.
+    fn linear_site_mut(&mut self, layer: usize, target: LinearTarget) -> Option<&mut LinearSite> {
+        let _ = (layer, target);
+        None
+    }
+}
+
+/// Every linear site of `host`, with its block index and target.
+pub fn linear_sites<H: AdapterHost + ?Sized>(host: &H) -> Vec<(usize, LinearTarget, &LinearSite)> {
+    let mut out = Vec::new();
+    for layer in 0..host.num_layers() {
+        for target in LinearTarget::ALL {
+            if let Some(s) = host.linear_site(layer, target) {
+                out.push((layer, target, s));
+            }
+        }
+    }
+    out
+}
+
+fn for_each_linear<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    mut f: impl FnMut(usize, LinearTarget, &mut LinearSite),
+) {
+    for layer in 0..host.num_layers() {
+        for target in LinearTarget::ALL {
+            if let Some(s) = host.linear_site_mut(layer, target) {
+                f(layer, target, s);
+            }
+        }
+    }
 }
 
 /// Every site of `host`, with its block index and kind.
@@ -121,11 +180,13 @@ pub struct AdapterInfo {
     /// The adapter's name.
     pub name: String,
     /// The config it was built from.
-    pub config: AdapterConfig,
+    pub config: MethodConfig,
     /// Parameters over all its sites.
     pub params: usize,
     /// Where it sits: `(block, site)`.
-    pub sites: Vec<(usize, AdapterSite)>,
+    pub sites: Vec<(usize, SitePlace)>,
+    /// Whether it is merged into the frozen weights ([`merge_adapter`]).
+    pub merged: bool,
 }
 
 /// The named adapters of `host`, in the order they were added.
@@ -134,21 +195,43 @@ pub fn adapters<H: AdapterHost + ?Sized>(host: &H) -> Vec<AdapterInfo> {
     for (layer, site, s) in sites(host) {
         for (name, config, module) in s.adapters().iter() {
             let params = burn::module::Module::num_params(module);
-            match out.iter_mut().find(|i| i.name == name) {
-                Some(info) => {
-                    info.params += params;
-                    info.sites.push((layer, site));
-                }
-                None => out.push(AdapterInfo {
-                    name: name.to_string(),
-                    config: config.clone(),
-                    params,
-                    sites: vec![(layer, site)],
-                }),
-            }
+            let place = (layer, SitePlace::Residual(site));
+            record(&mut out, name, || config.into(), params, place, false);
+        }
+    }
+    for (layer, target, s) in linear_sites(host) {
+        for (name, config, module) in s.lora().iter() {
+            let params = burn::module::Module::num_params(module);
+            let place = (layer, SitePlace::Linear(target));
+            let merged = s.merged().iter().any(|m| m == name);
+            record(&mut out, name, || config.into(), params, place, merged);
         }
     }
     out
+}
+
+fn record(
+    out: &mut Vec<AdapterInfo>,
+    name: &str,
+    config: impl FnOnce() -> MethodConfig,
+    params: usize,
+    place: (usize, SitePlace),
+    merged: bool,
+) {
+    match out.iter_mut().find(|i| i.name == name) {
+        Some(info) => {
+            info.params += params;
+            info.sites.push(place);
+            info.merged |= merged;
+        }
+        None => out.push(AdapterInfo {
+            name: name.to_string(),
+            config: config(),
+            params,
+            sites: vec![place],
+            merged,
+        }),
+    }
 }
 
 /// The fusion layers of `host`: each as the list of adapters it fuses.
@@ -178,10 +261,10 @@ fn names_of<H: AdapterHost + ?Sized>(host: &H) -> String {
 ///
 /// Errors (the model unchanged): an invalid name or config, a name already in use, layer
 /// indices beyond the model, or no site matched.
-pub fn add_adapter<H: AdapterHost + ?Sized>(
+pub fn add_adapter<H: AdapterHost + ?Sized, C: Into<MethodConfig>>(
     host: &mut H,
     name: &str,
-    config: &AdapterConfig,
+    config: C,
     device: &burn::tensor::Device,
 ) -> Result<AttachReport> {
     crate::setup::check_name(name)?;
@@ -191,6 +274,68 @@ pub fn add_adapter<H: AdapterHost + ?Sized>(
             name: name.to_string(),
         });
     }
+    match config.into() {
+        MethodConfig::Bottleneck(c) => add_bottleneck(host, name, &c, device),
+        MethodConfig::Lora(c) => add_lora(host, name, &c, device),
+    }
+}
+
+fn check_layers(what: &str, layers: &[usize], num_layers: usize) -> Result<()> {
+    match layers.iter().find(|&&l| l >= num_layers) {
+        Some(bad) => Err(PeftError::InvalidConfig(format!(
+            "{what} names layer {bad}, but the model has {num_layers} layers"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn add_lora<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    name: &str,
+    config: &LoraConfig,
+    device: &burn::tensor::Device,
+) -> Result<AttachReport> {
+    config.validate()?;
+    check_layers("leave_out", &config.leave_out, host.num_layers())?;
+    let mut planned = Vec::new();
+    for (layer, target, s) in linear_sites(host) {
+        if config.targets(layer, target) {
+            planned.push((layer, target, config.init(s.d_in(), s.d_out(), device)?));
+        }
+    }
+    if planned.is_empty() {
+        return Err(PeftError::NothingMatched(format!(
+            "LoRA targets ({}) match no projection of this model",
+            config
+                .targets
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut report = AttachReport::default();
+    for (layer, target, module) in planned {
+        let params = burn::module::Module::num_params(&module);
+        if let Some(slot) = host.linear_site_mut(layer, target) {
+            slot.insert_lora(name, config.clone(), module);
+            report.attached.push(AttachedSite {
+                layer,
+                site: SitePlace::Linear(target),
+                bottleneck: config.rank,
+                params,
+            });
+        }
+    }
+    Ok(report)
+}
+
+fn add_bottleneck<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    name: &str,
+    config: &AdapterConfig,
+    device: &burn::tensor::Device,
+) -> Result<AttachReport> {
     config.validate()?;
     let d_model = host.d_model();
     let num_layers = host.num_layers();
@@ -233,7 +378,7 @@ pub fn add_adapter<H: AdapterHost + ?Sized>(
             slot.insert(name, config.clone(), adapter);
             report.attached.push(AttachedSite {
                 layer,
-                site,
+                site: SitePlace::Residual(site),
                 bottleneck: width,
                 params,
             });
@@ -255,6 +400,14 @@ pub fn delete_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Resu
     let uses = active_setup(host).is_some_and(|s| s.names().contains(name));
     let mut removed = 0;
     for_each_site(host, |_, _, s| {
+        if s.remove(name) {
+            removed += 1;
+        }
+        if uses {
+            s.set_active(None);
+        }
+    });
+    for_each_linear(host, |_, _, s| {
         if s.remove(name) {
             removed += 1;
         }
@@ -363,6 +516,7 @@ pub fn set_active<H: AdapterHost + ?Sized>(host: &mut H, setup: Option<Setup>) -
                 });
             }
         }
+        check_linear_setup(s, &known)?;
         let mut fuse_names = Vec::new();
         collect_fusions(s, &mut fuse_names);
         let have: Vec<String> = fusions(host).iter().map(|f| f.join(",")).collect();
@@ -379,7 +533,110 @@ pub fn set_active<H: AdapterHost + ?Sized>(host: &mut H, setup: Option<Setup>) -
         }
     }
     for_each_site(host, |_, _, s| s.set_active(setup.clone()));
+    for_each_linear(host, |_, _, s| s.set_active(setup.clone()));
     Ok(())
+}
+
+/// Methods on linear projections compose as `Single` or as a `Stack` of names (the sum of
+/// their updates); any other block naming one of them is an error.
+fn check_linear_setup(setup: &Setup, known: &[AdapterInfo]) -> Result<()> {
+    let linear = |n: &str| {
+        known
+            .iter()
+            .find(|a| a.name == n && a.config.kind().on_linear())
+            .map(|a| a.config.kind())
+    };
+    let bad = |n: String, kind: MethodKind, block: &str| {
+        Err(PeftError::InvalidSetup(format!(
+            "adapter `{n}` is a {} module, which composes only as a single name or a Stack of names, not inside {block}",
+            kind.name()
+        )))
+    };
+    match setup {
+        Setup::Single(_) => Ok(()),
+        Setup::Stack(children) => {
+            for c in children {
+                if let Setup::Single(_) = c {
+                    continue;
+                }
+                for n in c.names() {
+                    if let Some(kind) = linear(&n) {
+                        return bad(n, kind, "a nested block");
+                    }
+                }
+                check_linear_setup(c, known)?;
+            }
+            Ok(())
+        }
+        other => {
+            for n in other.names() {
+                if let Some(kind) = linear(&n) {
+                    return bad(n, kind, "this block");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Merge adapter `name` into the frozen weights at every site it sits (LoRA: `W += scale·A B`).
+/// A merged adapter is part of the weights: it applies whatever the active setup says, and the
+/// forward pass runs the plain layer for it, until [`unmerge_adapter`]. Returns the number of
+/// sites merged.
+///
+/// Errors (the model unchanged): no such adapter, a method that cannot be merged (bottleneck
+/// adapters), an adapter already merged.
+pub fn merge_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Result<usize> {
+    let info = require_adapter(host, name)?;
+    if !info.config.kind().mergeable() {
+        return Err(PeftError::InvalidSetup(format!(
+            "adapter `{name}` is a {} adapter, which cannot be merged into the base",
+            info.config.kind().name()
+        )));
+    }
+    if info.merged {
+        return Err(PeftError::InvalidSetup(format!(
+            "adapter `{name}` is already merged"
+        )));
+    }
+    let mut merged = 0;
+    let mut result = Ok(());
+    for_each_linear(host, |_, _, s| {
+        if s.holds(name) && result.is_ok() {
+            result = s.merge(name);
+            merged += 1;
+        }
+    });
+    result.map(|_| merged)
+}
+
+/// Take adapter `name` out of the frozen weights again (the weights are restored bit for bit
+/// when no other adapter is merged). Returns the number of sites unmerged.
+pub fn unmerge_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Result<usize> {
+    let info = require_adapter(host, name)?;
+    if !info.merged {
+        return Err(PeftError::InvalidSetup(format!(
+            "adapter `{name}` is not merged"
+        )));
+    }
+    let mut unmerged = 0;
+    for_each_linear(host, |_, _, s| {
+        if s.unmerge(name) {
+            unmerged += 1;
+        }
+    });
+    Ok(unmerged)
+}
+
+fn require_adapter<H: AdapterHost + ?Sized>(host: &H, name: &str) -> Result<AdapterInfo> {
+    adapters(host)
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| PeftError::NotFound {
+            kind: "adapter",
+            name: name.to_string(),
+            available: names_of(host),
+        })
 }
 
 fn collect_fusions(setup: &Setup, out: &mut Vec<String>) {
@@ -480,6 +737,10 @@ pub fn attach_adapters<H: AdapterHost + ?Sized>(
         .into_iter()
         .map(|(l, s, layer)| (l, s, layer.clone()))
         .collect();
+    let previous_linear: Vec<_> = linear_sites(host)
+        .into_iter()
+        .map(|(l, t, site)| (l, t, site.clone()))
+        .collect();
     let replaced = remove_adapters(host);
     match add_adapter(host, DEFAULT_ADAPTER, config, device) {
         Ok(mut report) => {
@@ -491,6 +752,11 @@ pub fn attach_adapters<H: AdapterHost + ?Sized>(
             for (l, s, layer) in previous {
                 if let Some(slot) = host.adapter_layer_mut(l, s) {
                     *slot = layer;
+                }
+            }
+            for (l, t, site) in previous_linear {
+                if let Some(slot) = host.linear_site_mut(l, t) {
+                    *slot = site;
                 }
             }
             Err(e)
@@ -505,6 +771,10 @@ pub fn remove_adapters<H: AdapterHost + ?Sized>(host: &mut H) -> usize {
     for_each_site(host, |_, _, s| {
         removed += s.adapters().len();
         *s = AdapterLayer::new();
+    });
+    for_each_linear(host, |_, _, s| {
+        removed += s.clear();
+        s.set_active(None);
     });
     removed
 }
@@ -540,8 +810,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (0, AdapterSite::FeedForwardOutput, 4),
-                (2, AdapterSite::FeedForwardOutput, 2)
+                (0, SitePlace::Residual(AdapterSite::FeedForwardOutput), 4),
+                (2, SitePlace::Residual(AdapterSite::FeedForwardOutput), 2)
             ]
         );
         assert_eq!(report.replaced, 6, "the houlsby adapters are removed first");

@@ -46,6 +46,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum AdapterMethod {
     /// Bottleneck adapters (Houlsby, Pfeiffer, parallel).
     Bottleneck(AdapterConfig),
+    /// LoRA modules (Hu et al. 2021), saved as adapter `default` (loaded under that name).
+    Lora(crate::lora::LoraConfig),
     /// No adapter modules: only a task head (and whatever the trainable selection names).
     HeadOnly,
     /// An AdapterFusion layer over adapters that are loaded separately.

@@ -9,6 +9,9 @@
 //! | [`site`] | [`AdapterLayer`], the one site type every model embeds: named adapters and fusion layers, the active setup, AdapterDrop; the composition maths |
 //! | [`setup`] | [`Setup`]: AdapterHub's composition blocks (`Stack`, `Parallel`, `BatchSplit`, `Average`, `Fuse`) and per-example routing, with AdapterHub's nesting rules |
 //! | [`fusion`] | [`AdapterFusion`] and [`FusionConfig`] (Pfeiffer et al. 2021) |
+//! | [`lora`] | LoRA (Hu et al. 2021): [`LoraConfig`], [`LoraModule`], the targetable projections [`LinearTarget`] |
+//! | [`linear_site`] | [`LinearSite`], the linear layer type models use for targetable projections: frozen base, named LoRA modules, merge/unmerge |
+//! | [`method`] | [`MethodConfig`]: the config of any kind of named adapter (bottleneck, LoRA) |
 //! | [`named`] | [`Named`]: modules kept by name (task heads) |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
 //! | [`host`] | [`host::host_resident`]: whether a device keeps tensors in host memory (CPU fast paths) |
@@ -16,6 +19,7 @@
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
 //! | [`attach`] | the verbs over any [`AdapterHost`]: [`add_adapter`], [`delete_adapter`], [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`], [`attach_adapters`] (the one-adapter shortcut) |
+//! | [`peft`](mod@peft) | Hugging Face PEFT 0.21 LoRA directories both directions: `adapter_config.json`, `adapter_model.safetensors`, PEFT's `target_modules` rule |
 //! | [`adapterhub`] | AdapterHub's file format (`adapters` 1.3.0) both directions: `adapter_config.json`, `head_config.json`, fusion files, key names |
 //! | [`error`] | [`PeftError`] |
 //!
@@ -55,7 +59,11 @@ pub mod file;
 pub mod freeze;
 pub mod fusion;
 pub mod host;
+pub mod linear_site;
+pub mod lora;
+pub mod method;
 pub mod named;
+pub mod peft;
 pub mod setup;
 pub mod site;
 #[cfg(test)]
@@ -63,10 +71,10 @@ mod testing;
 
 pub use activation::Activation;
 pub use attach::{
-    AdapterDrop, AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER,
+    AdapterDrop, AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER, SitePlace,
     active_setup, adapters, add_adapter, add_fusion, attach_adapters, check_active_batch,
-    delete_adapter, delete_fusion, fusions, parallel_channels, remove_adapters, set_active,
-    set_adapter_drop, sites,
+    delete_adapter, delete_fusion, fusions, linear_sites, merge_adapter, parallel_channels,
+    remove_adapters, set_active, set_adapter_drop, sites, unmerge_adapter,
 };
 pub use bottleneck::{BottleneckAdapter, residual_site};
 pub use config::{
@@ -83,6 +91,9 @@ pub use freeze::{
     param_summary, randomize_matching,
 };
 pub use fusion::{AdapterFusion, FusionConfig};
+pub use linear_site::{BaseLayout, LinearSite};
+pub use lora::{LinearTarget, LoraConfig, LoraInit, LoraModule};
+pub use method::{MethodConfig, MethodKind};
 pub use named::Named;
 pub use setup::Setup;
 pub use site::{AdapterLayer, FusionMeta, replicate_batch};

@@ -158,6 +158,14 @@ pub fn load_classifier_adapter(
         AdapterMethod::Bottleneck(config) => {
             attach_adapters(model, config, device)?;
         }
+        AdapterMethod::Lora(config) => {
+            remove_adapters(model);
+            peft_core::add_adapter(model, peft_core::DEFAULT_ADAPTER, config, device)?;
+            peft_core::set_active(
+                model,
+                Some(peft_core::Setup::single(peft_core::DEFAULT_ADAPTER)),
+            )?;
+        }
         AdapterMethod::HeadOnly => {
             remove_adapters(model);
         }

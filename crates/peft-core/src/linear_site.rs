@@ -1,0 +1,338 @@
+//! [`LinearSite`]: a frozen linear projection that holds named LoRA modules.
+//!
+//! Models use it for every projection a method can target ([`LinearTarget`]): BERT's query,
+//! key, value and dense layers, GPT-2's `Conv1D`s. Its base parameters keep the plain layer's
+//! module paths (`…query.weight`, `…query.bias`), so base checkpoints load unchanged; the
+//! modules sit under `…query.adapters.<name>.lora_a` / `lora_b`.
+//!
+//! The active [`Setup`] is the model's (set by [`crate::set_active`]); each site applies the
+//! names it holds: `Single(a)` applies `a`, `Stack(a, b, …)` sums the updates of `a`, `b`, …
+//! (PEFT's several active adapters). Other blocks are rejected by [`crate::set_active`] when
+//! they name a LoRA module.
+//!
+//! [`LinearSite::merge`] folds a module into the weight (the forward pass is then the plain
+//! layer's) and [`LinearSite::unmerge`] restores the weight it had, bit for bit.
+
+use burn::module::{
+    Content, Devices, Module, ModuleDisplay, ModuleDisplayDefault, ModuleMapper, ModuleVisitor,
+    Param,
+};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{PeftError, Result};
+use crate::lora::{LoraConfig, LoraModule};
+use crate::named::Named;
+use crate::setup::Setup;
+
+/// How the base layer's weight is stored in a PyTorch checkpoint (the module type name that
+/// burn-store's PyTorch adapter sees, which decides whether it transposes the weight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseLayout {
+    /// PyTorch `nn.Linear`: `[out, in]` in files (transposed on load).
+    Linear,
+    /// Hugging Face `Conv1D` (GPT-2): `[in, out]` in files, as in burn.
+    Conv1D,
+}
+
+impl BaseLayout {
+    fn container(self) -> &'static str {
+        match self {
+            Self::Linear => "Struct:Linear",
+            Self::Conv1D => "Struct:Conv1D",
+        }
+    }
+}
+
+/// A frozen linear layer `y = x W + b` (`W` `[in, out]`) with named LoRA modules.
+#[derive(Debug, Clone)]
+pub struct LinearSite {
+    /// `W`, `[in, out]` (burn's layout).
+    pub weight: Param<Tensor<2>>,
+    /// `b`, `[out]`.
+    pub bias: Option<Param<Tensor<1>>>,
+    layout: BaseLayout,
+    lora: Named<LoraModule, LoraConfig>,
+    active: Option<Setup>,
+    /// Merged modules, in merge order.
+    merged: Vec<String>,
+    /// The weight before the first merge (restored by unmerging).
+    unmerged: Option<Tensor<2>>,
+}
+
+impl LinearSite {
+    /// A site around a layer with weight `[in, out]` and an optional bias `[out]`.
+    pub fn new(
+        weight: Param<Tensor<2>>,
+        bias: Option<Param<Tensor<1>>>,
+        layout: BaseLayout,
+    ) -> Self {
+        Self {
+            weight,
+            bias,
+            layout,
+            lora: Named::new(),
+            active: None,
+            merged: Vec::new(),
+            unmerged: None,
+        }
+    }
+
+    /// A site around burn's `Linear` (a PyTorch `nn.Linear` in checkpoints).
+    pub fn from_linear(linear: burn::nn::Linear) -> Self {
+        Self::new(linear.weight, linear.bias, BaseLayout::Linear)
+    }
+
+    /// Input width.
+    pub fn d_in(&self) -> usize {
+        self.weight.lazy_shape().dims::<2>()[0]
+    }
+
+    /// Output width.
+    pub fn d_out(&self) -> usize {
+        self.weight.lazy_shape().dims::<2>()[1]
+    }
+
+    /// The checkpoint layout of the base weight.
+    pub fn layout(&self) -> BaseLayout {
+        self.layout
+    }
+
+    /// The LoRA modules here (with their configs), in the order they were added.
+    pub fn lora(&self) -> &Named<LoraModule, LoraConfig> {
+        &self.lora
+    }
+
+    /// The LoRA module named `name`, if this site has one.
+    pub fn lora_module(&self, name: &str) -> Option<&LoraModule> {
+        self.lora.get(name)
+    }
+
+    /// Whether the site holds a module named `name`.
+    pub fn holds(&self, name: &str) -> bool {
+        self.lora.get(name).is_some()
+    }
+
+    /// Add (or replace) LoRA module `name`.
+    pub fn insert_lora(&mut self, name: &str, config: LoraConfig, module: LoraModule) {
+        self.lora.put(name, config, module);
+    }
+
+    /// Remove module `name` (unmerging it first); whether it was here.
+    pub fn remove(&mut self, name: &str) -> bool {
+        if self.merged.iter().any(|m| m == name) {
+            self.unmerge(name);
+        }
+        self.lora.remove(name).is_some()
+    }
+
+    /// Remove every module (unmerging first).
+    pub fn clear(&mut self) -> usize {
+        let n = self.lora.len();
+        for name in self.lora.names() {
+            self.remove(&name);
+        }
+        n
+    }
+
+    /// The active setup.
+    pub fn active(&self) -> Option<&Setup> {
+        self.active.as_ref()
+    }
+
+    /// Set the active setup (models do it through [`crate::set_active`], which validates it).
+    pub fn set_active(&mut self, setup: Option<Setup>) {
+        self.active = setup;
+    }
+
+    /// The merged modules.
+    pub fn merged(&self) -> &[String] {
+        &self.merged
+    }
+
+    /// The modules the active setup applies here, unmerged ones only.
+    fn applied(&self) -> Vec<&LoraModule> {
+        let mut names: Vec<&str> = Vec::new();
+        match &self.active {
+            Some(Setup::Single(n)) => names.push(n),
+            Some(Setup::Stack(children)) => {
+                for c in children {
+                    if let Setup::Single(n) = c {
+                        names.push(n);
+                    }
+                }
+            }
+            _ => {}
+        }
+        names
+            .into_iter()
+            .filter(|n| !self.merged.iter().any(|m| m == n))
+            .filter_map(|n| self.lora.get(n))
+            .collect()
+    }
+
+    /// `[..., in]` -> `[..., out]`: `x W + b` plus the update of every active, unmerged module.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let applied = self.applied();
+        let bias = self.bias.as_ref().map(Param::val);
+        if applied.is_empty() {
+            return burn::tensor::module::linear(x, self.weight.val(), bias);
+        }
+        let mut y = burn::tensor::module::linear(x.clone(), self.weight.val(), bias);
+        for m in applied {
+            y = y + m.forward(x.clone());
+        }
+        y
+    }
+
+    /// Fold module `name` into the weight: `W += scale · A B`. The forward pass then skips it.
+    pub fn merge(&mut self, name: &str) -> Result<()> {
+        let module = self.lora.require("adapter", name)?;
+        if self.merged.iter().any(|m| m == name) {
+            return Err(PeftError::InvalidSetup(format!(
+                "adapter `{name}` is already merged"
+            )));
+        }
+        let delta = module.delta_weight().detach();
+        if self.unmerged.is_none() {
+            self.unmerged = Some(self.weight.val().detach());
+        }
+        self.weight = self.weight.clone().map(|w| w.detach() + delta);
+        self.merged.push(name.to_string());
+        Ok(())
+    }
+
+    /// Take module `name` out of the weight again: the weight before the first merge plus the
+    /// modules still merged (exactly the old weight when none is). Whether it was merged.
+    pub fn unmerge(&mut self, name: &str) -> bool {
+        let Some(i) = self.merged.iter().position(|m| m == name) else {
+            return false;
+        };
+        self.merged.remove(i);
+        let Some(original) = self.unmerged.clone() else {
+            return true;
+        };
+        let mut w = original;
+        for m in &self.merged {
+            if let Some(module) = self.lora.get(m) {
+                w = w + module.delta_weight().detach();
+            }
+        }
+        if self.merged.is_empty() {
+            self.unmerged = None;
+        }
+        self.weight = self.weight.clone().map(|_| w);
+        true
+    }
+}
+
+impl Module for LinearSite {
+    fn collect_devices(&self, devices: Devices) -> Devices {
+        let devices = Module::collect_devices(&self.weight, devices);
+        let devices = Module::collect_devices(&self.bias, devices);
+        Module::collect_devices(&self.lora, devices)
+    }
+
+    fn fork(self, device: &Device) -> Self {
+        Self {
+            weight: Module::fork(self.weight, device),
+            bias: Module::fork(self.bias, device),
+            lora: Module::fork(self.lora, device),
+            unmerged: self.unmerged.map(|t| t.to_device(device)),
+            ..self
+        }
+    }
+
+    fn to_device(self, device: &Device) -> Self {
+        Self {
+            weight: Module::to_device(self.weight, device),
+            bias: Module::to_device(self.bias, device),
+            lora: Module::to_device(self.lora, device),
+            unmerged: self.unmerged.map(|t| t.to_device(device)),
+            ..self
+        }
+    }
+
+    fn train(self) -> Self {
+        Self {
+            weight: Module::train(self.weight),
+            bias: Module::train(self.bias),
+            lora: Module::train(self.lora),
+            ..self
+        }
+    }
+
+    fn valid(&self) -> Self {
+        Self {
+            weight: Module::valid(&self.weight),
+            bias: Module::valid(&self.bias),
+            lora: Module::valid(&self.lora),
+            ..self.clone()
+        }
+    }
+
+    fn materialize(self) -> Self {
+        Self {
+            weight: Module::materialize(self.weight),
+            bias: Module::materialize(self.bias),
+            lora: Module::materialize(self.lora),
+            ..self
+        }
+    }
+
+    fn num_params(&self) -> usize {
+        Module::num_params(&self.weight)
+            + Module::num_params(&self.bias)
+            + Module::num_params(&self.lora)
+    }
+
+    /// The base parameters as the plain layer's (`weight`, `bias`, seen as fields of a
+    /// `Linear` or `Conv1D`), the modules under `adapters.<name>.`.
+    fn visit<V: ModuleVisitor>(&self, visitor: &mut V) {
+        let container = self.layout.container();
+        visitor.enter_module("weight", container);
+        Module::visit(&self.weight, visitor);
+        visitor.exit_module("weight", container);
+        if let Some(bias) = &self.bias {
+            visitor.enter_module("bias", container);
+            Module::visit(bias, visitor);
+            visitor.exit_module("bias", container);
+        }
+        visitor.enter_module("adapters", "Struct:LinearSite");
+        self.lora.visit(visitor);
+        visitor.exit_module("adapters", "Struct:LinearSite");
+    }
+
+    fn map<M: ModuleMapper>(self, mapper: &mut M) -> Self {
+        let container = self.layout.container();
+        mapper.enter_module("weight", container);
+        let weight = Module::map(self.weight, mapper);
+        mapper.exit_module("weight", container);
+        let bias = self.bias.map(|b| {
+            mapper.enter_module("bias", container);
+            let b = Module::map(b, mapper);
+            mapper.exit_module("bias", container);
+            b
+        });
+        mapper.enter_module("adapters", "Struct:LinearSite");
+        let lora = self.lora.map(mapper);
+        mapper.exit_module("adapters", "Struct:LinearSite");
+        Self {
+            weight,
+            bias,
+            lora,
+            ..self
+        }
+    }
+}
+
+impl ModuleDisplayDefault for LinearSite {
+    fn content(&self, content: Content) -> Option<Content> {
+        self.lora
+            .iter()
+            .fold(content, |acc, (n, _, m)| acc.add(n, m))
+            .set_top_level_type("LinearSite")
+            .optional()
+    }
+}
+
+impl ModuleDisplay for LinearSite {}
