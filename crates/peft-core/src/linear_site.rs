@@ -336,3 +336,104 @@ impl ModuleDisplayDefault for LinearSite {
 }
 
 impl ModuleDisplay for LinearSite {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lora::LoraInit;
+    use burn::tensor::{Distribution, Tolerance};
+
+    fn site(device: &Device) -> LinearSite {
+        let w = Tensor::<2>::random([6, 5], Distribution::Normal(0.0, 1.0), device);
+        let b = Tensor::<1>::random([5], Distribution::Normal(0.0, 1.0), device);
+        LinearSite::new(
+            Param::from_tensor(w),
+            Some(Param::from_tensor(b)),
+            BaseLayout::Linear,
+        )
+    }
+
+    /// `y = x W + b + Σ scale·(x A) B`, computed by hand, for Single and Stack; merge equal to
+    /// unmerged; unmerge exact.
+    #[test]
+    fn forward_is_base_plus_scaled_low_rank_updates() -> Result<()> {
+        let device = Device::flex();
+        device.seed(1);
+        let mut s = site(&device);
+        let ca = LoraConfig::new(2, 6.0).with_init(LoraInit::Random); // scale 3
+        let cb = LoraConfig::new(3, 1.5)
+            .with_rslora(true)
+            .with_init(LoraInit::Random); // scale 1.5 / sqrt(3)
+        s.insert_lora("a", ca.clone(), ca.init(6, 5, &device)?);
+        s.insert_lora("b", cb.clone(), cb.init(6, 5, &device)?);
+        let x = Tensor::<3>::random([2, 3, 6], Distribution::Normal(0.0, 1.0), &device);
+        let w = s.weight.val();
+        let bias = s
+            .bias
+            .as_ref()
+            .map(Param::val)
+            .map(|b| b.reshape([1, 1, 5]));
+        let base = x.clone().matmul(w.clone().unsqueeze()) + bias.unwrap_or_else(|| panic!());
+        let upd = |n: &str, scale: f64| {
+            let m = s.lora_module(n).unwrap_or_else(|| panic!("{n}"));
+            x.clone()
+                .matmul(m.lora_a.val().unsqueeze())
+                .matmul(m.lora_b.val().unsqueeze())
+                * scale
+        };
+        let (da, db) = (upd("a", 3.0), upd("b", 1.5 / 3f64.sqrt()));
+        let tol = Tolerance::<f32>::absolute(1e-5);
+        assert_eq!(s.forward(x.clone()).into_data(), base.clone().into_data());
+        s.set_active(Some(Setup::single("a")));
+        s.forward(x.clone())
+            .into_data()
+            .assert_approx_eq(&(base.clone() + da.clone()).into_data(), tol);
+        s.set_active(Some(Setup::stack(["a", "b"])));
+        let both = s.forward(x.clone());
+        both.clone()
+            .into_data()
+            .assert_approx_eq(&(base.clone() + da + db).into_data(), tol);
+        let original = s.weight.val().into_data();
+        s.merge("a")?;
+        s.merge("b")?;
+        s.forward(x.clone())
+            .into_data()
+            .assert_approx_eq(&both.into_data(), tol);
+        assert!(s.merge("a").is_err());
+        assert!(s.unmerge("b"));
+        assert!(s.unmerge("a"));
+        assert!(!s.unmerge("a"));
+        assert_eq!(s.weight.val().into_data(), original, "bit for bit");
+        // Removing a merged module unmerges it first.
+        s.merge("a")?;
+        assert!(s.remove("a"));
+        assert_eq!(s.weight.val().into_data(), original);
+        Ok(())
+    }
+
+    #[test]
+    fn fresh_modules_follow_peft_init() -> Result<()> {
+        let device = Device::flex();
+        let m = LoraConfig::new(4, 8.0).init(100, 7, &device)?;
+        assert_eq!(m.lora_b.val().abs().max().into_scalar::<f32>(), 0.0);
+        let a = m.lora_a.val();
+        let bound = a.clone().abs().max().into_scalar::<f32>();
+        assert!(
+            bound <= 0.1 && bound > 0.05,
+            "U(-1/sqrt(100), ..): max {bound}"
+        );
+        let g = LoraConfig::new(4, 8.0)
+            .with_init(LoraInit::Gaussian)
+            .init(400, 7, &device)?;
+        let std = g
+            .lora_a
+            .val()
+            .powf_scalar(2.0)
+            .mean()
+            .sqrt()
+            .into_scalar::<f32>();
+        assert!((std - 0.25).abs() < 0.03, "N(0, 1/r): std {std}");
+        assert!(LoraConfig::new(0, 8.0).validate().is_err());
+        Ok(())
+    }
+}

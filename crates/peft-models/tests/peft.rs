@@ -13,14 +13,14 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData, Tolerance};
 use peft_core::peft::{PeftKeys, load_peft_lora, save_peft_lora};
 use peft_core::{
-    LinearTarget, LoraConfig, LoraInit, PeftError, Setup, add_adapter, linear_sites,
-    merge_adapter, set_active, unmerge_adapter,
+    LinearTarget, LoraConfig, LoraInit, PeftError, Setup, add_adapter, linear_sites, merge_adapter,
+    set_active, unmerge_adapter,
 };
 use peft_models::bert::weights::BERT_PEFT_KEYS;
 use peft_models::bert::{BertConfig, BertInput, BertModel};
 use peft_models::golden::Golden;
-use peft_models::gpt2::weights::GPT2_PEFT_KEYS;
 use peft_models::gpt2::Gpt2Model;
+use peft_models::gpt2::weights::GPT2_PEFT_KEYS;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
@@ -123,10 +123,24 @@ fn golden_case<M: peft_core::AdapterHost + Module>(
         "{what}: the fixture must differ from the base"
     );
     merge_adapter(&mut model, "p").unwrap_or_else(|e| panic!("{e}"));
-    assert_close(forward(&model), merged_want, 1e-5, &format!("{what} merged"));
-    assert_close(forward(&model), want, 1e-5, &format!("{what} merged vs unmerged"));
+    assert_close(
+        forward(&model),
+        merged_want,
+        1e-5,
+        &format!("{what} merged"),
+    );
+    assert_close(
+        forward(&model),
+        want,
+        1e-5,
+        &format!("{what} merged vs unmerged"),
+    );
     unmerge_adapter(&mut model, "p").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(weights(linear_sites(&model)), base_w, "unmerge restores the base");
+    assert_eq!(
+        weights(linear_sites(&model)),
+        base_w,
+        "unmerge restores the base"
+    );
     set_active(&mut model, None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(forward(&model).into_data(), base_out.into_data());
 }
@@ -174,7 +188,12 @@ fn bad_peft_directories_are_typed_errors_and_leave_the_model_unchanged() {
         ),
         (
             "layer_replication",
-            Box::new(|t| t.replace("\"layer_replication\": null", "\"layer_replication\": [[0, 2]]")),
+            Box::new(|t| {
+                t.replace(
+                    "\"layer_replication\": null",
+                    "\"layer_replication\": [[0, 2]]",
+                )
+            }),
         ),
         (
             "fan_in_fan_out",
@@ -189,7 +208,9 @@ fn bad_peft_directories_are_typed_errors_and_leave_the_model_unchanged() {
         }
     }
     // A config that targets fewer modules than the file holds: the rest land nowhere.
-    let tmp = edited(&dir, |t| t.replace("\"intermediate.dense\"", "\"nothing_here\""));
+    let tmp = edited(&dir, |t| {
+        t.replace("\"intermediate.dense\"", "\"nothing_here\"")
+    });
     assert!(matches!(
         load_peft_lora(&mut model, tmp.path(), "p", &BERT_PEFT_KEYS, &d),
         Err(PeftError::HubUnplaced { keys, .. }) if keys.iter().all(|k| k.contains("intermediate.dense"))
@@ -264,14 +285,27 @@ fn roundtrip<M: peft_core::AdapterHost + Module>(
     assert_eq!(load.config, config, "the config survives the PEFT file");
     set_active(&mut model, Some(Setup::single("rust"))).unwrap_or_else(|e| panic!("{e}"));
     assert_close(forward(&model), want.clone(), 1e-6, model_dir);
-    assert!(max_diff(want, base) > 1e-2, "{model_dir}: LoRA must change the output");
+    assert!(
+        max_diff(want, base) > 1e-2,
+        "{model_dir}: LoRA must change the output"
+    );
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    save_peft_lora(&model, "rust", tmp.path(), keys, task_type, Some(&base_name))
-        .unwrap_or_else(|e| panic!("{e}"));
+    save_peft_lora(
+        &model,
+        "rust",
+        tmp.path(),
+        keys,
+        task_type,
+        Some(&base_name),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     for name in ["adapter_config.json", "adapter_model.safetensors"] {
         let a = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
         let b = std::fs::read(tmp.path().join(name)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(a == b, "{model_dir}/{name}: saving again must be byte-identical");
+        assert!(
+            a == b,
+            "{model_dir}/{name}: saving again must be byte-identical"
+        );
     }
     // Python's verdict on these files (step peft-roundtrip) is committed beside them.
     let check = golden(out_root.join("python_check.json"));
@@ -280,7 +314,10 @@ fn roundtrip<M: peft_core::AdapterHost + Module>(
         .and_then(|v| v.get(case))
         .and_then(serde_json::Value::as_f64)
         .unwrap_or(f64::INFINITY);
-    assert!(diffs <= 1e-5, "{model_dir}: PEFT reproduced our outputs within {diffs}");
+    assert!(
+        diffs <= 1e-5,
+        "{model_dir}: PEFT reproduced our outputs within {diffs}"
+    );
 }
 
 #[test]
@@ -301,7 +338,10 @@ fn peft_roundtrip() {
         bert_out,
     );
     let gpt2_config = LoraConfig::new(3, 4.0)
-        .with_targets(vec![LinearTarget::QueryKeyValue, LinearTarget::FeedForwardIn])
+        .with_targets(vec![
+            LinearTarget::QueryKeyValue,
+            LinearTarget::FeedForwardIn,
+        ])
         .with_rslora(true)
         .with_init(LoraInit::Random);
     roundtrip(

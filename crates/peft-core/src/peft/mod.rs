@@ -88,6 +88,17 @@ pub fn peft_targets(target_modules: &[String], module: &str) -> bool {
         .any(|t| module == t || module.ends_with(&format!(".{t}")))
 }
 
+/// `[rows, cols]` row-major -> `[cols, rows]` row-major.
+fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = data[i * cols + j];
+        }
+    }
+    out
+}
+
 /// What [`load_peft_lora`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeftLoad {
@@ -311,8 +322,10 @@ pub fn load_peft_lora<H: AdapterHost + ?Sized>(
     let scale = config.scale();
     let mut built = Vec::with_capacity(modules.len());
     for (layer, target, d_in, d_out, a, b) in modules {
-        let a = Tensor::<2>::from_data(TensorData::new(a, [r, d_in]), device).transpose();
-        let b = Tensor::<2>::from_data(TensorData::new(b, [d_out, r]), device).transpose();
+        // Transposed on the host: contiguous `[in, out]` tensors, as a fresh module's.
+        let a = Tensor::<2>::from_data(TensorData::new(transpose(&a, r, d_in), [d_in, r]), device);
+        let b =
+            Tensor::<2>::from_data(TensorData::new(transpose(&b, d_out, r), [r, d_out]), device);
         let module = LoraModule {
             lora_a: Param::from_tensor(a),
             lora_b: Param::from_tensor(b),

@@ -17,15 +17,27 @@ use crate::error::Result;
 pub const BERT_PEFT_KEYS: PeftKeys = PeftKeys {
     model_prefixes: &["", "bert.", "roberta."],
     targets: &[
-        (LinearTarget::Query, "encoder.layer.{i}.attention.self.query"),
+        (
+            LinearTarget::Query,
+            "encoder.layer.{i}.attention.self.query",
+        ),
         (LinearTarget::Key, "encoder.layer.{i}.attention.self.key"),
-        (LinearTarget::Value, "encoder.layer.{i}.attention.self.value"),
+        (
+            LinearTarget::Value,
+            "encoder.layer.{i}.attention.self.value",
+        ),
         (
             LinearTarget::AttentionOutput,
             "encoder.layer.{i}.attention.output.dense",
         ),
-        (LinearTarget::FeedForwardIn, "encoder.layer.{i}.intermediate.dense"),
-        (LinearTarget::FeedForwardOut, "encoder.layer.{i}.output.dense"),
+        (
+            LinearTarget::FeedForwardIn,
+            "encoder.layer.{i}.intermediate.dense",
+        ),
+        (
+            LinearTarget::FeedForwardOut,
+            "encoder.layer.{i}.output.dense",
+        ),
     ],
 };
 
