@@ -1,8 +1,9 @@
-"""Issue-13 steps of ``make_fixtures.py``: Hugging Face PEFT 0.21.2 LoRA directories.
+"""Issue-13 steps of ``make_fixtures.py``: Hugging Face PEFT 0.21.2 LoRA and IA³ directories.
 
 ``peft-lora``: the tiny BERT (``BertModel``) and tiny GPT-2 (``GPT2LMHeadModel``) wrapped by
 ``peft.get_peft_model`` with LoRA, every ``lora_B`` set to ``0.1*randn`` (PEFT's init leaves it
-zero, which would hide a wrong key or transpose), saved by ``PeftModel.save_pretrained`` into
+zero, which would hide a wrong key or transpose), or with IA³, every ``ia3_l`` set to
+``1 + 0.3*randn`` (PEFT's init is ones), saved by ``PeftModel.save_pretrained`` into
 ``fixtures/<model>/peft/<case>/`` (``adapter_config.json`` + ``adapter_model.safetensors``) with
 the reference outputs in ``fixtures/<model>/peft/<case>.json`` (BERT ``last_hidden_state``, GPT-2
 ``logits``, in eval mode, on the inputs of ``<model>/golden.json``). Each case also records the
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 import peft
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
 
 import make_fixtures as mf
 
@@ -33,13 +34,18 @@ TOL = 1e-5
 PEFT_VERSION = "0.21.2"
 
 BERT_CASES = {
-    # name: LoraConfig kwargs
-    "lora": dict(r=4, lora_alpha=8, target_modules=["query", "value", "output.dense", "intermediate.dense"]),
-    "rslora": dict(r=4, lora_alpha=6, use_rslora=True, target_modules=["key", "value"]),
+    # name: (config class, kwargs)
+    "lora": (LoraConfig, dict(r=4, lora_alpha=8, target_modules=["query", "value", "output.dense", "intermediate.dense"])),
+    "rslora": (LoraConfig, dict(r=4, lora_alpha=6, use_rslora=True, target_modules=["key", "value"])),
+    # PEFT's BERT default placement: "output.dense" also matches attention.output.dense, and both
+    # are feed-forward (scaled on their input).
+    "ia3": (IA3Config, dict(target_modules=["key", "value", "output.dense"], feedforward_modules=["output.dense"])),
 }
 GPT2_CASES = {
-    "lora": dict(task_type="CAUSAL_LM", r=4, lora_alpha=16, fan_in_fan_out=True,
-                 target_modules=["c_attn", "c_proj", "c_fc"]),
+    "lora": (LoraConfig, dict(task_type="CAUSAL_LM", r=4, lora_alpha=16, fan_in_fan_out=True,
+                              target_modules=["c_attn", "c_proj", "c_fc"])),
+    "ia3": (IA3Config, dict(task_type="CAUSAL_LM", fan_in_fan_out=True, target_modules=["c_attn", "mlp.c_proj"],
+                            feedforward_modules=["mlp.c_proj"])),
 }
 
 
@@ -53,11 +59,24 @@ def check_version() -> None:
 
 
 def randomize_b(model, seed: int) -> None:
+    """Non-zero LoRA B (PEFT's init is zero) and IA³ vectors away from ones."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif "ia3_l" in name:
+                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
+
+
+def sort_module_lists(path: Path) -> None:
+    """PEFT writes ``target_modules`` from a Python set (order varies with the hash seed): sort
+    the lists so that reruns write the same bytes (PEFT reads them back as sets)."""
+    cfg = json.loads(path.read_text())
+    for key in ("target_modules", "feedforward_modules"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = sorted(cfg[key])
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 def bert_base():
@@ -98,9 +117,9 @@ def make_cases(model_dir: str, base_fn, inputs, out_fn, cases: dict, key: str, m
     base = base_fn()
     plain = out_fn(base, inputs)
     info = {}
-    for i, (case, kwargs) in enumerate(cases.items()):
+    for i, (case, (config_class, kwargs)) in enumerate(cases.items()):
         torch.manual_seed(100 + i)
-        model = get_peft_model(copy.deepcopy(base), LoraConfig(**kwargs))
+        model = get_peft_model(copy.deepcopy(base), config_class(**kwargs))
         # A relative name, not this checkout's absolute path, in the saved config.
         model.peft_config["default"].base_model_name_or_path = f"fixtures/{model_dir}"
         randomize_b(model, 200 + i)
@@ -109,6 +128,7 @@ def make_cases(model_dir: str, base_fn, inputs, out_fn, cases: dict, key: str, m
         assert (out - plain).abs().max().item() > 1e-3, f"{case}: LoRA changes nothing"
         model.save_pretrained(root / case)
         (root / case / "README.md").unlink(missing_ok=True)  # PEFT's model card template
+        sort_module_lists(root / case / "adapter_config.json")
         # PEFT's own reload reproduces the output.
         again = PeftModel.from_pretrained(copy.deepcopy(base), root / case).eval()
         mf.close(out_fn(again, inputs), out, f"{model_dir}/{case} reload")
@@ -118,10 +138,10 @@ def make_cases(model_dir: str, base_fn, inputs, out_fn, cases: dict, key: str, m
         mf.write_json(root / f"{case}.json", {
             key: mf.tensor_entry(out),
             "merged_" + key: mf.tensor_entry(merged_out),
-            "lora_config": {k: v for k, v in kwargs.items()},
-            "notes": f"peft {peft.__version__} get_peft_model(LoraConfig) on the {model_dir} base, every lora_B "
-                     f"0.1*randn; {key} in eval mode on the inputs of golden.json; merged_{key} after "
-                     "merge_and_unload().",
+            "peft_config": {k: v for k, v in kwargs.items()},
+            "notes": f"peft {peft.__version__} get_peft_model({config_class.__name__}) on the {model_dir} base, "
+                     f"every lora_B 0.1*randn / ia3_l 1+0.3*randn; {key} in eval mode on the inputs of golden.json; "
+                     f"merged_{key} after merge_and_unload().",
         })
         info[case] = {"max_abs_change_vs_base": (out - plain).abs().max().item()}
     manifest.setdefault(model_dir, {})["peft"] = info

@@ -4,6 +4,7 @@
 use crate::config::{AdapterConfig, AdapterSite};
 use crate::error::{PeftError, Result};
 use crate::fusion::FusionConfig;
+use crate::ia3::Ia3Config;
 use crate::linear_site::LinearSite;
 use crate::lora::{LinearTarget, LoraConfig};
 use crate::method::{MethodConfig, MethodKind};
@@ -36,7 +37,7 @@ pub struct AttachedSite {
     pub layer: usize,
     /// Where in the block.
     pub site: SitePlace,
-    /// Bottleneck width (bottleneck adapters) or rank (LoRA).
+    /// Bottleneck width (bottleneck adapters), rank (LoRA) or vector width (IA³).
     pub bottleneck: usize,
     /// Parameters of this adapter.
     pub params: usize,
@@ -206,6 +207,12 @@ pub fn adapters<H: AdapterHost + ?Sized>(host: &H) -> Vec<AdapterInfo> {
             let merged = s.merged().iter().any(|m| m == name);
             record(&mut out, name, || config.into(), params, place, merged);
         }
+        for (name, config, module) in s.ia3().iter() {
+            let params = burn::module::Module::num_params(module);
+            let place = (layer, SitePlace::Linear(target));
+            let merged = s.merged().iter().any(|m| m == name);
+            record(&mut out, name, || config.into(), params, place, merged);
+        }
     }
     out
 }
@@ -261,10 +268,10 @@ fn names_of<H: AdapterHost + ?Sized>(host: &H) -> String {
 ///
 /// Errors (the model unchanged): an invalid name or config, a name already in use, layer
 /// indices beyond the model, or no site matched.
-pub fn add_adapter<H: AdapterHost + ?Sized, C: Into<MethodConfig>>(
+pub fn add_adapter<H: AdapterHost + ?Sized, C: Clone + Into<MethodConfig>>(
     host: &mut H,
     name: &str,
-    config: C,
+    config: &C,
     device: &burn::tensor::Device,
 ) -> Result<AttachReport> {
     crate::setup::check_name(name)?;
@@ -274,9 +281,10 @@ pub fn add_adapter<H: AdapterHost + ?Sized, C: Into<MethodConfig>>(
             name: name.to_string(),
         });
     }
-    match config.into() {
+    match config.clone().into() {
         MethodConfig::Bottleneck(c) => add_bottleneck(host, name, &c, device),
         MethodConfig::Lora(c) => add_lora(host, name, &c, device),
+        MethodConfig::Ia3(c) => add_ia3(host, name, &c, device),
     }
 }
 
@@ -323,6 +331,51 @@ fn add_lora<H: AdapterHost + ?Sized>(
                 layer,
                 site: SitePlace::Linear(target),
                 bottleneck: config.rank,
+                params,
+            });
+        }
+    }
+    Ok(report)
+}
+
+fn add_ia3<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    name: &str,
+    config: &Ia3Config,
+    device: &burn::tensor::Device,
+) -> Result<AttachReport> {
+    config.validate()?;
+    check_layers("leave_out", &config.leave_out, host.num_layers())?;
+    let mut planned = Vec::new();
+    for (layer, target, s) in linear_sites(host) {
+        if config.targets(layer, target) {
+            planned.push((
+                layer,
+                target,
+                config.init(target, s.d_in(), s.d_out(), device)?,
+            ));
+        }
+    }
+    if planned.is_empty() {
+        return Err(PeftError::NothingMatched(format!(
+            "IA³ targets ({}) match no projection of this model",
+            config
+                .targets
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut report = AttachReport::default();
+    for (layer, target, module) in planned {
+        let params = burn::module::Module::num_params(&module);
+        if let Some(slot) = host.linear_site_mut(layer, target) {
+            slot.insert_ia3(name, config.clone(), module);
+            report.attached.push(AttachedSite {
+                layer,
+                site: SitePlace::Linear(target),
+                bottleneck: params,
                 params,
             });
         }

@@ -10,7 +10,8 @@
 //! | [`setup`] | [`Setup`]: AdapterHub's composition blocks (`Stack`, `Parallel`, `BatchSplit`, `Average`, `Fuse`) and per-example routing, with AdapterHub's nesting rules |
 //! | [`fusion`] | [`AdapterFusion`] and [`FusionConfig`] (Pfeiffer et al. 2021) |
 //! | [`lora`] | LoRA (Hu et al. 2021): [`LoraConfig`], [`LoraModule`], the targetable projections [`LinearTarget`] |
-//! | [`linear_site`] | [`LinearSite`], the linear layer type models use for targetable projections: frozen base, named LoRA modules, merge/unmerge |
+//! | [`ia3`] | IA³ (Liu et al. 2022): [`Ia3Config`], [`Ia3Module`] (PEFT's `feedforward_modules` semantics) |
+//! | [`linear_site`] | [`LinearSite`], the linear layer type models use for targetable projections: frozen base, named LoRA modules and IA³ vectors, merge/unmerge |
 //! | [`method`] | [`MethodConfig`]: the config of any kind of named adapter (bottleneck, LoRA) |
 //! | [`named`] | [`Named`]: modules kept by name (task heads) |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
@@ -59,6 +60,7 @@ pub mod file;
 pub mod freeze;
 pub mod fusion;
 pub mod host;
+pub mod ia3;
 pub mod linear_site;
 pub mod lora;
 pub mod method;
@@ -91,6 +93,7 @@ pub use freeze::{
     param_summary, randomize_matching,
 };
 pub use fusion::{AdapterFusion, FusionConfig};
+pub use ia3::{Ia3Config, Ia3Init, Ia3Module};
 pub use linear_site::{BaseLayout, LinearSite};
 pub use lora::{LinearTarget, LoraConfig, LoraInit, LoraModule};
 pub use method::{MethodConfig, MethodKind};

@@ -1,9 +1,12 @@
-//! [`LinearSite`]: a frozen linear projection that holds named LoRA modules.
+//! [`LinearSite`]: a frozen linear projection that holds named LoRA modules and IA³ vectors.
 //!
 //! Models use it for every projection a method can target ([`LinearTarget`]): BERT's query,
 //! key, value and dense layers, GPT-2's `Conv1D`s. Its base parameters keep the plain layer's
 //! module paths (`…query.weight`, `…query.bias`), so base checkpoints load unchanged; the
-//! modules sit under `…query.adapters.<name>.lora_a` / `lora_b`.
+//! modules sit under `…query.adapters.<name>.lora_a` / `lora_b` (IA³: `….ia3_l`).
+//!
+//! With both kinds active at one site, the IA³ vectors rescale the base layer (input or
+//! output) and the LoRA updates are added after, on the unscaled input.
 //!
 //! The active [`Setup`] is the model's (set by [`crate::set_active`]); each site applies the
 //! names it holds: `Single(a)` applies `a`, `Stack(a, b, …)` sums the updates of `a`, `b`, …
@@ -20,6 +23,7 @@ use burn::module::{
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{PeftError, Result};
+use crate::ia3::{Ia3Config, Ia3Module};
 use crate::lora::{LoraConfig, LoraModule};
 use crate::named::Named;
 use crate::setup::Setup;
@@ -43,7 +47,8 @@ impl BaseLayout {
     }
 }
 
-/// A frozen linear layer `y = x W + b` (`W` `[in, out]`) with named LoRA modules.
+/// A frozen linear layer `y = x W + b` (`W` `[in, out]`) with named LoRA modules and IA³
+/// vectors.
 #[derive(Debug, Clone)]
 pub struct LinearSite {
     /// `W`, `[in, out]` (burn's layout).
@@ -52,11 +57,12 @@ pub struct LinearSite {
     pub bias: Option<Param<Tensor<1>>>,
     layout: BaseLayout,
     lora: Named<LoraModule, LoraConfig>,
+    ia3: Named<Ia3Module, Ia3Config>,
     active: Option<Setup>,
     /// Merged modules, in merge order.
     merged: Vec<String>,
-    /// The weight before the first merge (restored by unmerging).
-    unmerged: Option<Tensor<2>>,
+    /// The weight and bias before the first merge (restored by unmerging).
+    unmerged: Option<(Tensor<2>, Option<Tensor<1>>)>,
 }
 
 impl LinearSite {
@@ -71,6 +77,7 @@ impl LinearSite {
             bias,
             layout,
             lora: Named::new(),
+            ia3: Named::new(),
             active: None,
             merged: Vec::new(),
             unmerged: None,
@@ -107,9 +114,24 @@ impl LinearSite {
         self.lora.get(name)
     }
 
-    /// Whether the site holds a module named `name`.
+    /// The IA³ vectors here (with their configs).
+    pub fn ia3(&self) -> &Named<Ia3Module, Ia3Config> {
+        &self.ia3
+    }
+
+    /// The IA³ vector named `name`, if this site has one.
+    pub fn ia3_module(&self, name: &str) -> Option<&Ia3Module> {
+        self.ia3.get(name)
+    }
+
+    /// Whether the site holds a module (of any method) named `name`.
     pub fn holds(&self, name: &str) -> bool {
-        self.lora.get(name).is_some()
+        self.lora.get(name).is_some() || self.ia3.get(name).is_some()
+    }
+
+    /// Add (or replace) IA³ vector `name`.
+    pub fn insert_ia3(&mut self, name: &str, config: Ia3Config, module: Ia3Module) {
+        self.ia3.put(name, config, module);
     }
 
     /// Add (or replace) LoRA module `name`.
@@ -122,13 +144,14 @@ impl LinearSite {
         if self.merged.iter().any(|m| m == name) {
             self.unmerge(name);
         }
-        self.lora.remove(name).is_some()
+        let lora = self.lora.remove(name).is_some();
+        self.ia3.remove(name).is_some() || lora
     }
 
     /// Remove every module (unmerging first).
     pub fn clear(&mut self) -> usize {
-        let n = self.lora.len();
-        for name in self.lora.names() {
+        let n = self.lora.len() + self.ia3.len();
+        for name in self.lora.names().into_iter().chain(self.ia3.names()) {
             self.remove(&name);
         }
         n
@@ -149,8 +172,8 @@ impl LinearSite {
         &self.merged
     }
 
-    /// The modules the active setup applies here, unmerged ones only.
-    fn applied(&self) -> Vec<&LoraModule> {
+    /// The names the active setup applies here, unmerged ones only.
+    fn applied_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
         match &self.active {
             Some(Setup::Single(n)) => names.push(n),
@@ -166,39 +189,94 @@ impl LinearSite {
         names
             .into_iter()
             .filter(|n| !self.merged.iter().any(|m| m == n))
-            .filter_map(|n| self.lora.get(n))
             .collect()
     }
 
-    /// `[..., in]` -> `[..., out]`: `x W + b` plus the update of every active, unmerged module.
+    /// `[..., in]` -> `[..., out]`: `x W + b` with every active, unmerged IA³ vector (on the
+    /// input for feed-forward targets, on the output otherwise), plus the update of every
+    /// active, unmerged LoRA module.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let applied = self.applied();
+        let names = self.applied_names();
         let bias = self.bias.as_ref().map(Param::val);
-        if applied.is_empty() {
+        let lora: Vec<&LoraModule> = names.iter().filter_map(|n| self.lora.get(n)).collect();
+        let ia3: Vec<&Ia3Module> = names.iter().filter_map(|n| self.ia3.get(n)).collect();
+        if lora.is_empty() && ia3.is_empty() {
             return burn::tensor::module::linear(x, self.weight.val(), bias);
         }
-        let mut y = burn::tensor::module::linear(x.clone(), self.weight.val(), bias);
-        for m in applied {
+        let mut input = x.clone();
+        for m in ia3.iter().filter(|m| m.feedforward) {
+            input = m.scale(input);
+        }
+        let mut y = burn::tensor::module::linear(input, self.weight.val(), bias);
+        for m in ia3.iter().filter(|m| !m.feedforward) {
+            y = m.scale(y);
+        }
+        for m in lora {
             y = y + m.forward(x.clone());
         }
         y
     }
 
-    /// Fold module `name` into the weight: `W += scale · A B`. The forward pass then skips it.
+    /// `(W, b)` with module `name` folded in.
+    fn fold(
+        &self,
+        name: &str,
+        w: Tensor<2>,
+        b: Option<Tensor<1>>,
+    ) -> (Tensor<2>, Option<Tensor<1>>) {
+        if let Some(m) = self.lora.get(name) {
+            return (w + m.delta_weight().detach(), b);
+        }
+        if let Some(m) = self.ia3.get(name) {
+            let l = m.ia3_l.val().detach();
+            if m.feedforward {
+                // Scales the input: row i of W ([in, out]) by l_i.
+                let n = l.dims()[0];
+                return (w * l.reshape([n, 1]), b);
+            }
+            // Scales the output, bias included: column j by l_j.
+            return (w * l.clone().unsqueeze::<2>(), b.map(|b| b * l));
+        }
+        (w, b)
+    }
+
+    /// Fold module `name` into the weights (LoRA: `W += scale · A B`; IA³: `W` rows or
+    /// columns, and the bias for an output vector, times `l`). The forward pass then skips it.
     pub fn merge(&mut self, name: &str) -> Result<()> {
-        let module = self.lora.require("adapter", name)?;
+        if !self.holds(name) {
+            return Err(PeftError::NotFound {
+                kind: "adapter",
+                name: name.to_string(),
+                available: self
+                    .lora
+                    .names()
+                    .into_iter()
+                    .chain(self.ia3.names())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
         if self.merged.iter().any(|m| m == name) {
             return Err(PeftError::InvalidSetup(format!(
                 "adapter `{name}` is already merged"
             )));
         }
-        let delta = module.delta_weight().detach();
+        let w = self.weight.val().detach();
+        let b = self.bias.as_ref().map(|b| b.val().detach());
         if self.unmerged.is_none() {
-            self.unmerged = Some(self.weight.val().detach());
+            self.unmerged = Some((w.clone(), b.clone()));
         }
-        self.weight = self.weight.clone().map(|w| w.detach() + delta);
+        let (w, b) = self.fold(name, w, b);
+        self.set_weights(w, b);
         self.merged.push(name.to_string());
         Ok(())
+    }
+
+    fn set_weights(&mut self, w: Tensor<2>, b: Option<Tensor<1>>) {
+        self.weight = self.weight.clone().map(|_| w);
+        if let (Some(param), Some(b)) = (self.bias.take(), b) {
+            self.bias = Some(param.map(|_| b));
+        }
     }
 
     /// Take module `name` out of the weight again: the weight before the first merge plus the
@@ -208,19 +286,16 @@ impl LinearSite {
             return false;
         };
         self.merged.remove(i);
-        let Some(original) = self.unmerged.clone() else {
+        let Some((mut w, mut b)) = self.unmerged.clone() else {
             return true;
         };
-        let mut w = original;
         for m in &self.merged {
-            if let Some(module) = self.lora.get(m) {
-                w = w + module.delta_weight().detach();
-            }
+            (w, b) = self.fold(m, w, b);
         }
         if self.merged.is_empty() {
             self.unmerged = None;
         }
-        self.weight = self.weight.clone().map(|_| w);
+        self.set_weights(w, b);
         true
     }
 }
@@ -229,7 +304,8 @@ impl Module for LinearSite {
     fn collect_devices(&self, devices: Devices) -> Devices {
         let devices = Module::collect_devices(&self.weight, devices);
         let devices = Module::collect_devices(&self.bias, devices);
-        Module::collect_devices(&self.lora, devices)
+        let devices = Module::collect_devices(&self.lora, devices);
+        Module::collect_devices(&self.ia3, devices)
     }
 
     fn fork(self, device: &Device) -> Self {
@@ -237,7 +313,10 @@ impl Module for LinearSite {
             weight: Module::fork(self.weight, device),
             bias: Module::fork(self.bias, device),
             lora: Module::fork(self.lora, device),
-            unmerged: self.unmerged.map(|t| t.to_device(device)),
+            ia3: Module::fork(self.ia3, device),
+            unmerged: self
+                .unmerged
+                .map(|(w, b)| (w.to_device(device), b.map(|b| b.to_device(device)))),
             ..self
         }
     }
@@ -247,7 +326,10 @@ impl Module for LinearSite {
             weight: Module::to_device(self.weight, device),
             bias: Module::to_device(self.bias, device),
             lora: Module::to_device(self.lora, device),
-            unmerged: self.unmerged.map(|t| t.to_device(device)),
+            ia3: Module::to_device(self.ia3, device),
+            unmerged: self
+                .unmerged
+                .map(|(w, b)| (w.to_device(device), b.map(|b| b.to_device(device)))),
             ..self
         }
     }
@@ -257,6 +339,7 @@ impl Module for LinearSite {
             weight: Module::train(self.weight),
             bias: Module::train(self.bias),
             lora: Module::train(self.lora),
+            ia3: Module::train(self.ia3),
             ..self
         }
     }
@@ -266,6 +349,7 @@ impl Module for LinearSite {
             weight: Module::valid(&self.weight),
             bias: Module::valid(&self.bias),
             lora: Module::valid(&self.lora),
+            ia3: Module::valid(&self.ia3),
             ..self.clone()
         }
     }
@@ -275,6 +359,7 @@ impl Module for LinearSite {
             weight: Module::materialize(self.weight),
             bias: Module::materialize(self.bias),
             lora: Module::materialize(self.lora),
+            ia3: Module::materialize(self.ia3),
             ..self
         }
     }
@@ -283,6 +368,7 @@ impl Module for LinearSite {
         Module::num_params(&self.weight)
             + Module::num_params(&self.bias)
             + Module::num_params(&self.lora)
+            + Module::num_params(&self.ia3)
     }
 
     /// The base parameters as the plain layer's (`weight`, `bias`, seen as fields of a
@@ -299,6 +385,7 @@ impl Module for LinearSite {
         }
         visitor.enter_module("adapters", "Struct:LinearSite");
         self.lora.visit(visitor);
+        self.ia3.visit(visitor);
         visitor.exit_module("adapters", "Struct:LinearSite");
     }
 
@@ -315,11 +402,13 @@ impl Module for LinearSite {
         });
         mapper.enter_module("adapters", "Struct:LinearSite");
         let lora = self.lora.map(mapper);
+        let ia3 = self.ia3.map(mapper);
         mapper.exit_module("adapters", "Struct:LinearSite");
         Self {
             weight,
             bias,
             lora,
+            ia3,
             ..self
         }
     }
@@ -327,7 +416,11 @@ impl Module for LinearSite {
 
 impl ModuleDisplayDefault for LinearSite {
     fn content(&self, content: Content) -> Option<Content> {
-        self.lora
+        let content = self
+            .lora
+            .iter()
+            .fold(content, |acc, (n, _, m)| acc.add(n, m));
+        self.ia3
             .iter()
             .fold(content, |acc, (n, _, m)| acc.add(n, m))
             .set_top_level_type("LinearSite")

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::AdapterConfig;
 use crate::error::Result;
+use crate::ia3::Ia3Config;
 use crate::lora::LoraConfig;
 
 /// The config of a named adapter, tagged by method.
@@ -18,6 +19,8 @@ pub enum MethodConfig {
     Bottleneck(AdapterConfig),
     /// LoRA modules on linear projections (Hu et al. 2021).
     Lora(LoraConfig),
+    /// IA³ vectors on linear projections (Liu et al. 2022).
+    Ia3(Ia3Config),
 }
 
 /// The kind of a [`MethodConfig`], for reports and command lines.
@@ -27,6 +30,8 @@ pub enum MethodKind {
     Bottleneck,
     /// [`MethodConfig::Lora`].
     Lora,
+    /// [`MethodConfig::Ia3`].
+    Ia3,
 }
 
 impl MethodKind {
@@ -35,17 +40,18 @@ impl MethodKind {
         match self {
             Self::Bottleneck => "bottleneck",
             Self::Lora => "lora",
+            Self::Ia3 => "ia3",
         }
     }
 
     /// Whether this method's modules can be merged into the frozen weights.
     pub fn mergeable(self) -> bool {
-        matches!(self, Self::Lora)
+        matches!(self, Self::Lora | Self::Ia3)
     }
 
     /// Whether this method's modules sit on linear projections ([`crate::LinearSite`]).
     pub fn on_linear(self) -> bool {
-        matches!(self, Self::Lora)
+        matches!(self, Self::Lora | Self::Ia3)
     }
 }
 
@@ -55,6 +61,7 @@ impl MethodConfig {
         match self {
             Self::Bottleneck(c) => c.validate(),
             Self::Lora(c) => c.validate(),
+            Self::Ia3(c) => c.validate(),
         }
     }
 
@@ -63,6 +70,7 @@ impl MethodConfig {
         match self {
             Self::Bottleneck(_) => MethodKind::Bottleneck,
             Self::Lora(_) => MethodKind::Lora,
+            Self::Ia3(_) => MethodKind::Ia3,
         }
     }
 
@@ -104,6 +112,18 @@ impl From<LoraConfig> for MethodConfig {
 impl From<&LoraConfig> for MethodConfig {
     fn from(c: &LoraConfig) -> Self {
         Self::Lora(c.clone())
+    }
+}
+
+impl From<Ia3Config> for MethodConfig {
+    fn from(c: Ia3Config) -> Self {
+        Self::Ia3(c)
+    }
+}
+
+impl From<&Ia3Config> for MethodConfig {
+    fn from(c: &Ia3Config) -> Self {
+        Self::Ia3(c.clone())
     }
 }
 

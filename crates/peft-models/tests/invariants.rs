@@ -1,5 +1,5 @@
 //! The invariant matrix of the methods on linear projections, written once and run over
-//! model (tiny BERT, tiny GPT-2) × method (LoRA; IA³ where built), always with non-zero adapter
+//! model (tiny BERT, tiny GPT-2) × method (LoRA, IA³), always with non-zero adapter
 //! weights and a scale != 1:
 //! - a fresh adapter with the method's default init leaves the outputs unchanged (bit for bit);
 //! - no active setup == the base (bit for bit), an active non-zero adapter changes it;
@@ -14,11 +14,11 @@ use std::path::PathBuf;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use peft_core::peft::{PeftKeys, load_peft_lora, save_peft_lora};
+use peft_core::peft::{PeftKeys, load_peft, save_peft};
 use peft_core::{
-    AdapterFile, AdapterHost, AdapterMethod, BaseModelInfo, LinearTarget, LoraConfig, LoraInit,
-    MethodConfig, Setup, Trainable, add_adapter, freeze_except, linear_sites, load_adapter_weights,
-    merge_adapter, param_summary, save_adapter, set_active, unmerge_adapter,
+    AdapterFile, AdapterHost, AdapterMethod, BaseModelInfo, Ia3Config, Ia3Init, LinearTarget,
+    LoraConfig, LoraInit, MethodConfig, Setup, Trainable, add_adapter, freeze_except, linear_sites,
+    load_adapter_weights, merge_adapter, param_summary, save_adapter, set_active, unmerge_adapter,
 };
 use peft_models::bert::weights::BERT_PEFT_KEYS;
 use peft_models::bert::{BertConfig, BertInput, BertModel};
@@ -40,6 +40,8 @@ trait Case: AdapterHost + Module + Sized {
     fn out(&self) -> Tensor<3>;
     /// Every projection of this model LoRA can target.
     fn targets() -> Vec<LinearTarget>;
+    /// The paper's IA³ placement on this model.
+    fn ia3() -> Ia3Config;
     fn keys() -> &'static PeftKeys;
     fn info(&self) -> BaseModelInfo;
 }
@@ -76,6 +78,9 @@ impl Case for BertModel {
             LinearTarget::FeedForwardOut,
         ]
     }
+    fn ia3() -> Ia3Config {
+        Ia3Config::liu2022()
+    }
     fn keys() -> &'static PeftKeys {
         &BERT_PEFT_KEYS
     }
@@ -111,6 +116,9 @@ impl Case for Gpt2Model {
             LinearTarget::FeedForwardOut,
         ]
     }
+    fn ia3() -> Ia3Config {
+        Ia3Config::liu2022_fused_qkv()
+    }
     fn keys() -> &'static PeftKeys {
         &GPT2_PEFT_KEYS
     }
@@ -126,20 +134,25 @@ struct Method {
     nonzero: MethodConfig,
     /// The method's parameter names inside `adapters.<name>.`.
     params: &'static [&'static str],
-    /// Whether its files go to PEFT directories.
-    peft: bool,
 }
 
 fn methods<M: Case>() -> Vec<Method> {
     // rank 4, alpha 12: scale 3.
     let lora = LoraConfig::new(4, 12.0).with_targets(M::targets());
-    vec![Method {
-        name: "lora",
-        fresh: lora.clone().into(),
-        nonzero: lora.with_init(LoraInit::Random).into(),
-        params: &["lora_a", "lora_b"],
-        peft: true,
-    }]
+    vec![
+        Method {
+            name: "lora",
+            fresh: lora.clone().into(),
+            nonzero: lora.with_init(LoraInit::Random).into(),
+            params: &["lora_a", "lora_b"],
+        },
+        Method {
+            name: "ia3",
+            fresh: M::ia3().into(),
+            nonzero: M::ia3().with_init(Ia3Init::Random).into(),
+            params: &["ia3_l"],
+        },
+    ]
 }
 
 fn values<M: Module>(module: &M) -> Vec<(String, TensorData)> {
@@ -220,14 +233,12 @@ fn forward_invariants<M: Case>(method: &Method) {
     ok(set_active(&mut model, Some(Setup::single("a"))));
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let own = tmp.path().join("own");
-    let MethodConfig::Lora(lora) = &method.nonzero else {
-        panic!("{what}: not LoRA")
+    let adapter_method = match &method.nonzero {
+        MethodConfig::Lora(c) => AdapterMethod::Lora(c.clone()),
+        MethodConfig::Ia3(c) => AdapterMethod::Ia3(c.clone()),
+        MethodConfig::Bottleneck(c) => AdapterMethod::Bottleneck(c.clone()),
     };
-    let file = AdapterFile::new(
-        AdapterMethod::Lora(lora.clone()),
-        model.info(),
-        &Trainable::adapter("a"),
-    );
+    let file = AdapterFile::new(adapter_method, model.info(), &Trainable::adapter("a"));
     ok(save_adapter(&model, &own, &file));
     let mut other = M::load(&device);
     device.seed(99);
@@ -243,11 +254,11 @@ fn forward_invariants<M: Case>(method: &Method) {
         active.clone().into_data(),
         "{what}: own file"
     );
-    if method.peft {
+    {
         let dir = tmp.path().join("peft");
-        ok(save_peft_lora(&model, "a", &dir, M::keys(), None, None));
+        ok(save_peft(&model, "a", &dir, M::keys(), None, None));
         let mut other = M::load(&device);
-        ok(load_peft_lora(&mut other, &dir, "a", M::keys(), &device));
+        ok(load_peft(&mut other, &dir, "a", M::keys(), &device));
         ok(set_active(&mut other, Some(Setup::single("a"))));
         assert_eq!(
             other.out().into_data(),

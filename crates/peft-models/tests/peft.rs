@@ -1,4 +1,4 @@
-//! Hugging Face PEFT 0.21.2 LoRA directories, both directions, on the committed tiny fixtures:
+//! Hugging Face PEFT 0.21.2 LoRA and IA³ directories, both directions, on the committed tiny fixtures:
 //! - golden: we load what `PeftModel.save_pretrained` wrote (`fixtures/<model>/peft/`, step
 //!   `peft-lora` of `scripts/make_fixtures.py`, every `lora_B` non-zero) and reproduce PEFT's
 //!   outputs within 1e-5, unmerged and merged; unmerging restores the base bit for bit;
@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData, Tolerance};
-use peft_core::peft::{PeftKeys, load_peft_lora, save_peft_lora};
+use peft_core::peft::{PeftKeys, load_peft, save_peft};
 use peft_core::{
-    LinearTarget, LoraConfig, LoraInit, PeftError, Setup, add_adapter, linear_sites, merge_adapter,
-    set_active, unmerge_adapter,
+    Ia3Config, Ia3Init, LinearTarget, LoraConfig, LoraInit, MethodConfig, PeftError, Setup,
+    add_adapter, linear_sites, merge_adapter, set_active, unmerge_adapter,
 };
 use peft_models::bert::weights::BERT_PEFT_KEYS;
 use peft_models::bert::{BertConfig, BertInput, BertModel};
@@ -111,7 +111,7 @@ fn golden_case<M: peft_core::AdapterHost + Module>(
         .unwrap_or_else(|e| panic!("{e}"));
     let base_out = forward(&model);
     let base_w = weights(linear_sites(&model));
-    let load = load_peft_lora(&mut model, dir, "p", keys, &d).unwrap_or_else(|e| panic!("{e}"));
+    let load = load_peft(&mut model, dir, "p", keys, &d).unwrap_or_else(|e| panic!("{e}"));
     assert!(load.warnings.is_empty(), "{:?}", load.warnings);
     // Inactive: the base.
     assert_eq!(forward(&model).into_data(), base_out.clone().into_data());
@@ -146,18 +146,23 @@ fn golden_case<M: peft_core::AdapterHost + Module>(
 }
 
 #[test]
-fn bert_loads_peft_lora_and_matches_peft() {
-    for case in ["lora", "rslora"] {
+fn bert_loads_peft_lora_and_ia3_and_matches_peft() {
+    for case in ["lora", "rslora", "ia3"] {
         let dir = root().join("tiny-bert/peft").join(case);
         golden_case(bert(), &BERT_PEFT_KEYS, &dir, "last_hidden_state", bert_out);
     }
 }
 
 #[test]
-fn gpt2_loads_peft_lora_on_conv1d_and_matches_peft() {
-    let dir = root().join("tiny-gpt2/peft/lora");
-    golden_case(gpt2(), &GPT2_PEFT_KEYS, &dir, "logits", gpt2_out);
+fn gpt2_loads_peft_lora_and_ia3_on_conv1d_and_matches_peft() {
+    for case in ["lora", "ia3"] {
+        let dir = root().join("tiny-gpt2/peft").join(case);
+        golden_case(gpt2(), &GPT2_PEFT_KEYS, &dir, "logits", gpt2_out);
+    }
 }
+
+/// A change to a config text.
+type Edit = Box<dyn Fn(String) -> String>;
 
 /// Copy a fixture directory into a temporary one, changing the config text.
 fn edited(dir: &Path, edit: impl Fn(String) -> String) -> tempfile::TempDir {
@@ -177,7 +182,7 @@ fn bad_peft_directories_are_typed_errors_and_leave_the_model_unchanged() {
     let mut model = bert();
     let before = weights(linear_sites(&model));
     let d = device();
-    let cases: Vec<(&str, Box<dyn Fn(String) -> String>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "use_dora",
             Box::new(|t| t.replace("\"use_dora\": false", "\"use_dora\": true")),
@@ -202,7 +207,7 @@ fn bad_peft_directories_are_typed_errors_and_leave_the_model_unchanged() {
     ];
     for (field, edit) in cases {
         let tmp = edited(&dir, edit);
-        match load_peft_lora(&mut model, tmp.path(), "p", &BERT_PEFT_KEYS, &d) {
+        match load_peft(&mut model, tmp.path(), "p", &BERT_PEFT_KEYS, &d) {
             Err(PeftError::HubUnsupported { field: f, .. }) => assert_eq!(f, field),
             other => panic!("{field}: {other:?}"),
         }
@@ -212,18 +217,18 @@ fn bad_peft_directories_are_typed_errors_and_leave_the_model_unchanged() {
         t.replace("\"intermediate.dense\"", "\"nothing_here\"")
     });
     assert!(matches!(
-        load_peft_lora(&mut model, tmp.path(), "p", &BERT_PEFT_KEYS, &d),
+        load_peft(&mut model, tmp.path(), "p", &BERT_PEFT_KEYS, &d),
         Err(PeftError::HubUnplaced { keys, .. }) if keys.iter().all(|k| k.contains("intermediate.dense"))
     ));
     // More targets than tensors: missing tensors.
     let tmp = edited(&dir, |t| t.replace("\"query\"", "\"query\", \"key\""));
     assert!(matches!(
-        load_peft_lora(&mut model, tmp.path(), "p", &BERT_PEFT_KEYS, &d),
+        load_peft(&mut model, tmp.path(), "p", &BERT_PEFT_KEYS, &d),
         Err(PeftError::HubMissingTensors { paths, .. }) if paths.iter().all(|k| k.contains(".key."))
     ));
     // GPT-2's directory onto BERT: nothing matches.
     assert!(
-        load_peft_lora(
+        load_peft(
             &mut model,
             root().join("tiny-gpt2/peft/lora"),
             "p",
@@ -255,100 +260,131 @@ fn roundtrip<M: peft_core::AdapterHost + Module>(
     fresh: impl Fn() -> M,
     keys: &PeftKeys,
     model_dir: &str,
-    config: LoraConfig,
+    cases: &[(&str, MethodConfig)],
     task_type: Option<&str>,
     forward: impl Fn(&M) -> Tensor<3>,
 ) {
     let out_root = root().join(model_dir).join("peft-from-rust");
-    let case = "rust-lora";
-    let dir = out_root.join(case);
     let d = device();
     let base_name = format!("fixtures/{model_dir}");
     if std::env::var_os("PEFT_WRITE_FIXTURES").is_some() {
-        let mut model = fresh();
-        d.seed(13);
-        add_adapter(&mut model, "rust", &config, &d).unwrap_or_else(|e| panic!("{e}"));
-        set_active(&mut model, Some(Setup::single("rust"))).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        save_peft_lora(&model, "rust", &dir, keys, task_type, Some(&base_name))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let rec = serde_json::json!({ "cases": [case], case: entry(forward(&model)) });
-        write_json(&out_root.join("rust_outputs.json"), &rec);
+        let mut rec = serde_json::Map::new();
+        rec.insert(
+            "cases".into(),
+            serde_json::json!(cases.iter().map(|(c, _)| *c).collect::<Vec<_>>()),
+        );
+        for (case, config) in cases {
+            let mut model = fresh();
+            d.seed(13);
+            add_adapter(&mut model, "rust", config, &d).unwrap_or_else(|e| panic!("{e}"));
+            set_active(&mut model, Some(Setup::single("rust"))).unwrap_or_else(|e| panic!("{e}"));
+            let dir = out_root.join(case);
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+            save_peft(&model, "rust", &dir, keys, task_type, Some(&base_name))
+                .unwrap_or_else(|e| panic!("{e}"));
+            rec.insert(case.to_string(), entry(forward(&model)));
+        }
+        write_json(
+            &out_root.join("rust_outputs.json"),
+            &serde_json::Value::Object(rec),
+        );
         return; // then run step peft-roundtrip, then this test again
     }
-    // Load what we wrote: the recorded outputs, and a byte-identical save.
     let rec = golden(out_root.join("rust_outputs.json"));
-    let want = rec.float::<3>(case, &d).unwrap_or_else(|e| panic!("{e}"));
-    let mut model = fresh();
-    let base = forward(&model);
-    let load = load_peft_lora(&mut model, &dir, "rust", keys, &d).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(load.config, config, "the config survives the PEFT file");
-    set_active(&mut model, Some(Setup::single("rust"))).unwrap_or_else(|e| panic!("{e}"));
-    assert_close(forward(&model), want.clone(), 1e-6, model_dir);
-    assert!(
-        max_diff(want, base) > 1e-2,
-        "{model_dir}: LoRA must change the output"
-    );
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    save_peft_lora(
-        &model,
-        "rust",
-        tmp.path(),
-        keys,
-        task_type,
-        Some(&base_name),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    for name in ["adapter_config.json", "adapter_model.safetensors"] {
-        let a = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
-        let b = std::fs::read(tmp.path().join(name)).unwrap_or_else(|e| panic!("{e}"));
+    let check = golden(out_root.join("python_check.json"));
+    for (case, config) in cases {
+        // Load what we wrote: the recorded outputs, and a byte-identical save.
+        let dir = out_root.join(case);
+        let what = format!("{model_dir}/{case}");
+        let want = rec.float::<3>(case, &d).unwrap_or_else(|e| panic!("{e}"));
+        let mut model = fresh();
+        let base = forward(&model);
+        let load = load_peft(&mut model, &dir, "rust", keys, &d).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            &load.config, config,
+            "{what}: the config survives the PEFT file"
+        );
+        set_active(&mut model, Some(Setup::single("rust"))).unwrap_or_else(|e| panic!("{e}"));
+        assert_close(forward(&model), want.clone(), 1e-6, &what);
         assert!(
-            a == b,
-            "{model_dir}/{name}: saving again must be byte-identical"
+            max_diff(want, base) > 1e-2,
+            "{what}: the adapter must change the output"
+        );
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        save_peft(
+            &model,
+            "rust",
+            tmp.path(),
+            keys,
+            task_type,
+            Some(&base_name),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for name in ["adapter_config.json", "adapter_model.safetensors"] {
+            let a = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+            let b = std::fs::read(tmp.path().join(name)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(a == b, "{what}/{name}: saving again must be byte-identical");
+        }
+        // Python's verdict on these files (step peft-roundtrip) is committed beside them.
+        let diff = check
+            .value("max_abs_diff")
+            .and_then(|v| v.get(*case))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(f64::INFINITY);
+        assert!(
+            diff <= 1e-5,
+            "{what}: PEFT reproduced our outputs within {diff}"
         );
     }
-    // Python's verdict on these files (step peft-roundtrip) is committed beside them.
-    let check = golden(out_root.join("python_check.json"));
-    let diffs = check
-        .value("max_abs_diff")
-        .and_then(|v| v.get(case))
-        .and_then(serde_json::Value::as_f64)
-        .unwrap_or(f64::INFINITY);
-    assert!(
-        diffs <= 1e-5,
-        "{model_dir}: PEFT reproduced our outputs within {diffs}"
-    );
 }
 
 #[test]
 fn peft_roundtrip() {
-    let bert_config = LoraConfig::new(2, 5.0)
+    let bert_lora = LoraConfig::new(2, 5.0)
         .with_targets(vec![
             LinearTarget::Key,
             LinearTarget::AttentionOutput,
             LinearTarget::FeedForwardOut,
         ])
         .with_init(LoraInit::Random);
+    let bert_ia3 = Ia3Config::liu2022()
+        .with_targets(
+            vec![
+                LinearTarget::Key,
+                LinearTarget::Value,
+                LinearTarget::FeedForwardIn,
+                LinearTarget::FeedForwardOut,
+            ],
+            vec![LinearTarget::FeedForwardOut],
+        )
+        .with_init(Ia3Init::Random);
     roundtrip(
         bert,
         &BERT_PEFT_KEYS,
         "tiny-bert",
-        bert_config,
+        &[
+            ("rust-lora", bert_lora.into()),
+            ("rust-ia3", bert_ia3.into()),
+        ],
         None,
         bert_out,
     );
-    let gpt2_config = LoraConfig::new(3, 4.0)
+    let gpt2_lora = LoraConfig::new(3, 4.0)
         .with_targets(vec![
             LinearTarget::QueryKeyValue,
             LinearTarget::FeedForwardIn,
         ])
         .with_rslora(true)
         .with_init(LoraInit::Random);
+    let gpt2_ia3 = Ia3Config::liu2022_fused_qkv().with_init(Ia3Init::Random);
     roundtrip(
         gpt2,
         &GPT2_PEFT_KEYS,
         "tiny-gpt2",
-        gpt2_config,
+        &[
+            ("rust-lora", gpt2_lora.into()),
+            ("rust-ia3", gpt2_ia3.into()),
+        ],
         Some("CAUSAL_LM"),
         gpt2_out,
     );

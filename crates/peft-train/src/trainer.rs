@@ -13,7 +13,7 @@ use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{InferenceStep, MetricEarlyStoppingStrategy, StoppingCondition};
 use peft_core::{
-    AdapterConfig, AdapterFile, AdapterMethod, AttachReport, FusionConfig, LoraConfig,
+    AdapterConfig, AdapterFile, AdapterMethod, AttachReport, FusionConfig, Ia3Config, LoraConfig,
     MethodConfig, ParamSummary, Setup, Trainable, add_adapter, add_fusion, freeze_except,
     param_summary, set_active,
 };
@@ -51,6 +51,11 @@ pub enum TrainingMethod {
         /// The LoRA setup.
         config: LoraConfig,
     },
+    /// IA³ vectors (Liu et al. 2022) and the head; the base is frozen.
+    Ia3 {
+        /// The IA³ setup.
+        config: Ia3Config,
+    },
     /// Only the head; the base is frozen.
     HeadOnly,
     /// AdapterFusion (Pfeiffer et al. 2021) over adapters the model already holds: the fusion
@@ -70,7 +75,9 @@ impl TrainingMethod {
     /// The parameters that train (and are saved) for task `task` (the adapter and head name).
     pub fn trainable(&self, task: &str) -> Trainable {
         match self {
-            Self::Adapter { .. } | Self::Lora { .. } => BertClassifier::task_trainable(task),
+            Self::Adapter { .. } | Self::Lora { .. } | Self::Ia3 { .. } => {
+                BertClassifier::task_trainable(task)
+            }
             Self::HeadOnly => Trainable::none().with_pattern(head_pattern(task)),
             Self::Fusion { adapters, .. } => Trainable::none()
                 .with_fusion(adapters)
@@ -85,6 +92,7 @@ impl TrainingMethod {
         match self {
             Self::Adapter { config } => Some(MethodConfig::from(config)),
             Self::Lora { config } => Some(MethodConfig::from(config)),
+            Self::Ia3 { config } => Some(MethodConfig::from(config)),
             Self::HeadOnly | Self::Fusion { .. } | Self::Full => None,
         }
     }
@@ -106,6 +114,15 @@ impl TrainingMethod {
                 "lora (r {}, alpha {}, {})",
                 config.rank,
                 config.alpha,
+                config
+                    .targets
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join("+")
+            ),
+            Self::Ia3 { config } => format!(
+                "ia3 ({})",
                 config
                     .targets
                     .iter()
@@ -188,6 +205,7 @@ impl ClassifierTrainingConfig {
         match &self.method {
             TrainingMethod::Adapter { config } => config.validate()?,
             TrainingMethod::Lora { config } => config.validate()?,
+            TrainingMethod::Ia3 { config } => config.validate()?,
             TrainingMethod::Fusion { config, .. } => config.validate()?,
             _ => {}
         }
@@ -273,7 +291,9 @@ pub fn prepare_model(
 ) -> Result<(BertClassifier, Option<AttachReport>, ParamSummary)> {
     model.set_active_head(task)?;
     let attached = match method {
-        TrainingMethod::Adapter { .. } | TrainingMethod::Lora { .. } => {
+        TrainingMethod::Adapter { .. }
+        | TrainingMethod::Lora { .. }
+        | TrainingMethod::Ia3 { .. } => {
             let Some(config) = method.adapter_config() else {
                 return Err(peft_core::PeftError::InvalidConfig(format!(
                     "{} attaches no adapter",
@@ -559,6 +579,7 @@ pub fn train_classifier(
             let method = match method {
                 TrainingMethod::Adapter { config } => AdapterMethod::Bottleneck(config.clone()),
                 TrainingMethod::Lora { config } => AdapterMethod::Lora(config.clone()),
+                TrainingMethod::Ia3 { config } => AdapterMethod::Ia3(config.clone()),
                 TrainingMethod::Fusion { adapters, config } => AdapterMethod::Fusion {
                     adapters: adapters.clone(),
                     config: config.clone(),

@@ -289,6 +289,163 @@ impl PeftLoraFile {
     }
 }
 
+/// A PEFT IA³ `adapter_config.json` (`peft/tuners/ia3/config.py`, `IA3Config`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeftIa3File {
+    /// `target_modules` (PEFT's suffix rule).
+    pub target_modules: Vec<String>,
+    /// `feedforward_modules`: the targets whose vector scales the input.
+    pub feedforward_modules: Vec<String>,
+    /// `fan_in_fan_out` (true for GPT-2's `Conv1D`).
+    pub fan_in_fan_out: bool,
+    /// `init_ia3_weights`.
+    pub init_ia3_weights: bool,
+    /// `task_type`, if given.
+    pub task_type: Option<String>,
+    /// Keys this crate does not know, kept as they were.
+    pub unknown: BTreeMap<String, Value>,
+}
+
+fn names(map: &serde_json::Map<String, Value>, key: &str, path: &Path) -> Result<Vec<String>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| PeftError::MalformedJson {
+                        path: path.to_path_buf(),
+                        message: format!("`{key}` holds a non-string"),
+                    })
+            })
+            .collect(),
+        Some(Value::String(s)) => Err(PeftError::HubUnsupported {
+            path: path.to_path_buf(),
+            field: key.to_string(),
+            message: format!("`{s}` is a regular expression; give the module names as a list"),
+        }),
+        Some(_) => Err(PeftError::MalformedJson {
+            path: path.to_path_buf(),
+            message: format!("`{key}` is not a list"),
+        }),
+    }
+}
+
+impl PeftIa3File {
+    /// Parse an IA³ `adapter_config.json`; options we do not implement (`modules_to_save`,
+    /// `exclude_modules`, `layers_to_transform`, …) are [`PeftError::HubUnsupported`] when on.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let malformed = |message: String| PeftError::MalformedJson {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: Value = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
+        let Value::Object(map) = value else {
+            return Err(malformed("not a JSON object".into()));
+        };
+        if map.get("peft_type").and_then(Value::as_str) != Some("IA3") {
+            return Err(PeftError::HubUnsupported {
+                path: path.to_path_buf(),
+                field: "peft_type".into(),
+                message: "this loader reads IA3".into(),
+            });
+        }
+        let target_modules = names(&map, "target_modules", path)?;
+        if target_modules.is_empty() {
+            return Err(malformed("`target_modules` missing or empty".into()));
+        }
+        let feedforward_modules = names(&map, "feedforward_modules", path)?;
+        let flag = |key: &str, default: bool| -> Result<bool> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(malformed(format!("`{key}` is not a boolean"))),
+            }
+        };
+        let fan_in_fan_out = flag("fan_in_fan_out", false)?;
+        let init_ia3_weights = flag("init_ia3_weights", true)?;
+        const OFF: &[&str] = &[
+            "modules_to_save",
+            "exclude_modules",
+            "layers_to_transform",
+            "layers_pattern",
+        ];
+        for key in OFF {
+            if let Some(v) = map.get(*key)
+                && !is_off(v)
+            {
+                return Err(PeftError::HubUnsupported {
+                    path: path.to_path_buf(),
+                    field: key.to_string(),
+                    message: format!("{v} is not supported (only off)"),
+                });
+            }
+        }
+        let known = [
+            "peft_type",
+            "target_modules",
+            "feedforward_modules",
+            "fan_in_fan_out",
+            "init_ia3_weights",
+        ];
+        let unknown = map
+            .iter()
+            .filter(|(k, _)| {
+                !known.contains(&k.as_str())
+                    && !INFORMATIONAL.contains(&k.as_str())
+                    && !OFF.contains(&k.as_str())
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(Self {
+            target_modules,
+            feedforward_modules,
+            fan_in_fan_out,
+            init_ia3_weights,
+            task_type: map
+                .get("task_type")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            unknown,
+        })
+    }
+
+    /// One line per unknown key (kept, not applied).
+    pub fn warnings(&self) -> Vec<String> {
+        self.unknown
+            .keys()
+            .map(|k| format!("unknown adapter_config.json key `{k}` kept but not applied"))
+            .collect()
+    }
+
+    /// The JSON PEFT 0.21.2 writes for an IA³ adapter.
+    pub fn to_json(
+        target_modules: &[String],
+        feedforward_modules: &[String],
+        fan_in_fan_out: bool,
+        init_ia3_weights: bool,
+        task_type: Option<&str>,
+        base_model_name_or_path: Option<&str>,
+    ) -> Result<String> {
+        let value = json!({
+            "peft_type": "IA3",
+            "task_type": task_type,
+            "base_model_name_or_path": base_model_name_or_path,
+            "revision": null,
+            "inference_mode": true,
+            "target_modules": target_modules,
+            "exclude_modules": null,
+            "feedforward_modules": feedforward_modules,
+            "fan_in_fan_out": fan_in_fan_out,
+            "modules_to_save": null,
+            "init_ia3_weights": init_ia3_weights,
+        });
+        serde_json::to_string_pretty(&value)
+            .map_err(|e| PeftError::InvalidConfig(format!("cannot write adapter_config.json: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@
 //! leaves the model unchanged.
 
 mod config;
+mod ia3;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -21,12 +22,13 @@ use burn::module::Param;
 use burn::nn::DropoutConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 
-pub use config::PeftLoraFile;
+pub use config::{PeftIa3File, PeftLoraFile};
+pub use ia3::save_peft_ia3;
 
 use crate::attach::{AdapterHost, adapters, linear_sites};
 use crate::error::{PeftError, Result};
 use crate::linear_site::BaseLayout;
-use crate::lora::{LinearTarget, LoraConfig, LoraModule};
+use crate::lora::{LinearTarget, LoraModule};
 use crate::method::MethodConfig;
 
 /// PEFT's config file name.
@@ -55,18 +57,18 @@ impl PeftKeys {
             .map(|(_, n)| n.replace("{i}", &layer.to_string()))
     }
 
-    /// Which of our modules a file key names: `(layer, target, is_b)`.
+    /// Which of our modules a file key names: `(layer, target, index of the suffix)`.
     fn landing<H: AdapterHost + ?Sized>(
         &self,
         host: &H,
         key: &str,
-    ) -> Option<(usize, LinearTarget, bool)> {
+        suffixes: &[&str],
+    ) -> Option<(usize, LinearTarget, usize)> {
         let rest = key.strip_prefix(PEFT_PREFIX)?;
-        let (module, is_b) = if let Some(m) = rest.strip_suffix(".lora_A.weight") {
-            (m, false)
-        } else {
-            (rest.strip_suffix(".lora_B.weight")?, true)
-        };
+        let (module, is_b) = suffixes
+            .iter()
+            .enumerate()
+            .find_map(|(i, sfx)| rest.strip_suffix(sfx).map(|m| (m, i)))?;
         for prefix in self.model_prefixes {
             let Some(module) = module.strip_prefix(prefix) else {
                 continue;
@@ -99,15 +101,21 @@ fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// What [`load_peft_lora`] did.
+/// The `peft_type` of a config text, if it has one.
+fn peft_type(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    v.get("peft_type")?.as_str().map(str::to_string)
+}
+
+/// What [`load_peft`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeftLoad {
     /// The adapter's name on the model.
     pub name: String,
     /// Our config, as read.
-    pub config: LoraConfig,
-    /// The file's config.
-    pub file: PeftLoraFile,
+    pub config: MethodConfig,
+    /// The file's `task_type`, if any.
+    pub task_type: Option<String>,
     /// Tensors placed.
     pub tensors: usize,
     /// Warnings (unknown keys).
@@ -125,7 +133,7 @@ fn weights_err(path: &Path, message: impl Into<String>) -> PeftError {
 fn resolve<H: AdapterHost + ?Sized>(
     host: &H,
     keys: &PeftKeys,
-    file: &PeftLoraFile,
+    target_modules: &[String],
     path: &Path,
 ) -> Result<(Vec<LinearTarget>, Vec<usize>)> {
     let mut hits = BTreeSet::new();
@@ -135,7 +143,7 @@ fn resolve<H: AdapterHost + ?Sized>(
         };
         let hit = keys.model_prefixes.iter().any(|p| {
             let full = format!("{p}{module}");
-            peft_targets(&file.target_modules, &full)
+            peft_targets(target_modules, &full)
         });
         if hit {
             hits.insert((layer, target));
@@ -145,7 +153,7 @@ fn resolve<H: AdapterHost + ?Sized>(
         return Err(PeftError::NothingMatched(format!(
             "{}: target_modules {:?} match no projection of this model",
             path.display(),
-            file.target_modules
+            target_modules
         )));
     }
     let targets: BTreeSet<LinearTarget> = hits.iter().map(|(_, t)| *t).collect();
@@ -170,14 +178,14 @@ fn resolve<H: AdapterHost + ?Sized>(
     Ok((targets.into_iter().collect(), leave_out))
 }
 
-/// Load the PEFT LoRA directory `dir` onto `host` as adapter `name` (not activated: use
-/// [`crate::set_active`]).
+/// Load the PEFT LoRA (or IA³) directory `dir` onto `host` as adapter `name` (not activated:
+/// use [`crate::set_active`]).
 ///
 /// Errors (the model unchanged): a name already in use, a config we cannot reproduce (see
 /// [`PeftLoraFile::from_json`]), base layouts that contradict `fan_in_fan_out`, a tensor that
 /// lands nowhere ([`PeftError::HubUnplaced`]), a targeted module without its tensors
 /// ([`PeftError::HubMissingTensors`]), shapes or dtypes that do not fit.
-pub fn load_peft_lora<H: AdapterHost + ?Sized>(
+pub fn load_peft<H: AdapterHost + ?Sized>(
     host: &mut H,
     dir: impl AsRef<Path>,
     name: &str,
@@ -197,8 +205,11 @@ pub fn load_peft_lora<H: AdapterHost + ?Sized>(
         path: config_path.clone(),
         source,
     })?;
+    if peft_type(&text) == Some("IA3".to_string()) {
+        return ia3::load_peft_ia3(host, dir, name, keys, device, &text);
+    }
     let file = PeftLoraFile::from_json(&text, &config_path)?;
-    let (targets, leave_out) = resolve(host, keys, &file, &config_path)?;
+    let (targets, leave_out) = resolve(host, keys, &file.target_modules, &config_path)?;
     let mut config = file.lora_config(targets);
     config.leave_out = leave_out;
     config.validate()?;
@@ -216,7 +227,9 @@ pub fn load_peft_lora<H: AdapterHost + ?Sized>(
     let mut unplaced = Vec::new();
     let r = config.rank;
     for (key, view) in st.tensors() {
-        let Some((layer, target, is_b)) = keys.landing(host, &key) else {
+        let Some((layer, target, is_b)) =
+            keys.landing(host, &key, &[".lora_A.weight", ".lora_B.weight"])
+        else {
             unplaced.push(key);
             continue;
         };
@@ -228,6 +241,7 @@ pub fn load_peft_lora<H: AdapterHost + ?Sized>(
             unplaced.push(key);
             continue;
         };
+        let is_b = is_b == 1;
         let want = if is_b {
             vec![site.d_out(), r]
         } else {
@@ -342,19 +356,19 @@ pub fn load_peft_lora<H: AdapterHost + ?Sized>(
     Ok(PeftLoad {
         name: name.to_string(),
         warnings: file.warnings(),
-        config,
-        file,
+        config: config.into(),
+        task_type: file.task_type,
         tensors,
     })
 }
 
-/// Save LoRA adapter `name` of `host` as a PEFT 0.21 directory `dir` (created if needed):
+/// Save LoRA (or IA³) adapter `name` of `host` as a PEFT 0.21 directory `dir` (created if needed):
 /// `adapter_config.json` with `task_type` and `base_model_name_or_path` as given, and
 /// `adapter_model.safetensors`. Files are written atomically, weights first. Returns the
 /// weights file.
 ///
 /// Errors: no such adapter, an adapter of another method, I/O.
-pub fn save_peft_lora<H: AdapterHost + ?Sized>(
+pub fn save_peft<H: AdapterHost + ?Sized>(
     host: &H,
     name: &str,
     dir: impl AsRef<Path>,
@@ -375,6 +389,9 @@ pub fn save_peft_lora<H: AdapterHost + ?Sized>(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    if let MethodConfig::Ia3(_) = &info.config {
+        return save_peft_ia3(host, name, dir, keys, task_type, base_model_name_or_path);
+    }
     let MethodConfig::Lora(config) = &info.config else {
         return Err(PeftError::Unsupported {
             field: "method".into(),
@@ -418,6 +435,19 @@ pub fn save_peft_lora<H: AdapterHost + ?Sized>(
             ));
         }
     }
+    let json = PeftLoraFile::to_json(
+        config,
+        &target_modules,
+        conv1d,
+        task_type,
+        base_model_name_or_path,
+    )?;
+    write_dir(dir, &tensors, &json)
+}
+
+/// Write `tensors` (F32, little-endian bytes) and the config `json` into `dir` (created if
+/// needed), atomically, weights first; returns the weights file.
+fn write_dir(dir: &Path, tensors: &[(String, Vec<usize>, Vec<u8>)], json: &str) -> Result<PathBuf> {
     let views = tensors
         .iter()
         .map(|(k, shape, bytes)| {
@@ -429,13 +459,6 @@ pub fn save_peft_lora<H: AdapterHost + ?Sized>(
     let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
     let bytes = safetensors::tensor::serialize(views, Some(metadata))
         .map_err(|e| weights_err(Path::new(WEIGHTS_FILE), e.to_string()))?;
-    let json = PeftLoraFile::to_json(
-        config,
-        &target_modules,
-        conv1d,
-        task_type,
-        base_model_name_or_path,
-    )?;
     std::fs::create_dir_all(dir).map_err(|source| PeftError::Io {
         path: dir.to_path_buf(),
         source,

@@ -30,7 +30,7 @@ use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::train::metric::LossMetric;
 use peft_core::{
-    AdapterConfig, AdapterFile, AdapterMethod, DEFAULT_ADAPTER, LoraConfig, Setup, Trainable,
+    AdapterConfig, AdapterFile, AdapterMethod, DEFAULT_ADAPTER, MethodConfig, Setup, Trainable,
     add_adapter, attach_adapters, freeze_except, param_summary, remove_adapters, set_active,
 };
 use peft_models::gpt2::{Gpt2Model, causal_lm_loss};
@@ -51,9 +51,10 @@ pub struct LmTrainingConfig {
     /// The adapters (the base is frozen). Default: Pfeiffer, reduction factor 16.
     #[config(default = "AdapterConfig::pfeiffer(16.0)")]
     pub adapter: AdapterConfig,
-    /// Train LoRA modules (Hu et al. 2021) instead of [`Self::adapter`]. Default: none.
+    /// Train a named adapter of another method (LoRA, IA³) instead of [`Self::adapter`].
+    /// Default: none.
     #[config(default = "None")]
-    pub lora: Option<LoraConfig>,
+    pub method: Option<MethodConfig>,
     /// Optimiser and schedule. Default: [`OptimConfig::new`].
     #[config(default = "OptimConfig::new()")]
     pub optim: OptimConfig,
@@ -94,8 +95,8 @@ impl LmTrainingConfig {
     pub fn validate(&self) -> Result<()> {
         loop_config!(self).validate()?;
         self.adapter.validate()?;
-        if let Some(lora) = &self.lora {
-            lora.validate()?;
+        if let Some(method) = &self.method {
+            method.validate()?;
         }
         self.optim.validate()
     }
@@ -289,8 +290,8 @@ pub fn train_causal_lm(
     }
     let signature = serde_json::json!({
         "task": "causal_lm",
-        "method": match &config.lora {
-            Some(lora) => serde_json::json!({ "lora": lora }),
+        "method": match &config.method {
+            Some(method) => serde_json::json!({ "named": method }),
             None => serde_json::json!(config.adapter),
         },
         "model": model.base_info(),
@@ -322,10 +323,10 @@ pub fn train_causal_lm(
         run_data,
         &spec,
         |mut model, device| {
-            let attached = match &config.lora {
-                Some(lora) => {
+            let attached = match &config.method {
+                Some(method) => {
                     remove_adapters(&mut model);
-                    let report = add_adapter(&mut model, DEFAULT_ADAPTER, lora, device)?;
+                    let report = add_adapter(&mut model, DEFAULT_ADAPTER, method, device)?;
                     set_active(&mut model, Some(Setup::single(DEFAULT_ADAPTER)))?;
                     report
                 }
@@ -349,8 +350,10 @@ pub fn train_causal_lm(
 
     // Artefacts.
     let final_eval = evaluate_lm(&model, &data.valid, config.eval_batch_size)?;
-    let method = match &config.lora {
-        Some(lora) => AdapterMethod::Lora(lora.clone()),
+    let method = match &config.method {
+        Some(MethodConfig::Lora(c)) => AdapterMethod::Lora(c.clone()),
+        Some(MethodConfig::Ia3(c)) => AdapterMethod::Ia3(c.clone()),
+        Some(MethodConfig::Bottleneck(c)) => AdapterMethod::Bottleneck(c.clone()),
         None => AdapterMethod::Bottleneck(config.adapter.clone()),
     };
     let file = AdapterFile::new(method, model.base_info(), &trainable);
@@ -358,8 +361,8 @@ pub fn train_causal_lm(
     write_json(&out.join("training_config.json"), config)?;
     let placement = &config.adapter.placement;
     let report = LmTrainingReport {
-        method: match &config.lora {
-            Some(lora) => format!("lora (r {}, alpha {})", lora.rank, lora.alpha),
+        method: match &config.method {
+            Some(method) => method.kind().name().to_string(),
             None => format!(
                 "adapter ({} site{}, {:?})",
                 placement.sites.len(),
