@@ -111,6 +111,22 @@ def gpt2_out(model, inputs) -> torch.Tensor:
     return model(**inputs).logits
 
 
+def adapter_grads(model, inputs, out_fn) -> dict:
+    """Gradients of mean(out^2) w.r.t. every adapter tensor, keyed ``grad:<file key>``."""
+    model.eval()
+    model.zero_grad()
+    with torch.enable_grad():
+        out = out_fn.__wrapped__(model, inputs) if hasattr(out_fn, "__wrapped__") else out_fn(model, inputs)
+        (out ** 2).mean().backward()
+    grads = {}
+    for name, p in model.named_parameters():
+        if p.grad is not None and ("lora_" in name or "ia3_l" in name):
+            grads["grad:" + name.replace(".default", "")] = mf.tensor_entry(p.grad)
+    assert grads, "no adapter gradients"
+    model.zero_grad()
+    return grads
+
+
 def make_cases(model_dir: str, base_fn, inputs, out_fn, cases: dict, key: str, manifest: dict) -> None:
     root = mf.FIX / model_dir / "peft"
     shutil.rmtree(root, ignore_errors=True)
@@ -132,16 +148,19 @@ def make_cases(model_dir: str, base_fn, inputs, out_fn, cases: dict, key: str, m
         # PEFT's own reload reproduces the output.
         again = PeftModel.from_pretrained(copy.deepcopy(base), root / case).eval()
         mf.close(out_fn(again, inputs), out, f"{model_dir}/{case} reload")
+        grads = adapter_grads(model, inputs, out_fn)
         merged = copy.deepcopy(model).merge_and_unload().eval()
         merged_out = out_fn(merged, inputs)
         mf.close(merged_out, out, f"{model_dir}/{case} merged")
         mf.write_json(root / f"{case}.json", {
             key: mf.tensor_entry(out),
             "merged_" + key: mf.tensor_entry(merged_out),
+            **grads,
             "peft_config": {k: v for k, v in kwargs.items()},
             "notes": f"peft {peft.__version__} get_peft_model({config_class.__name__}) on the {model_dir} base, "
                      f"every lora_B 0.1*randn / ia3_l 1+0.3*randn; {key} in eval mode on the inputs of golden.json; "
-                     f"merged_{key} after merge_and_unload().",
+                     f"merged_{key} after merge_and_unload(); grad:<file key> = d mean({key}^2) / d tensor "
+                     "(eval mode: no dropout), one backward pass, in the file's layout.",
         })
         info[case] = {"max_abs_change_vs_base": (out - plain).abs().max().item()}
     manifest.setdefault(model_dir, {})["peft"] = info

@@ -389,3 +389,98 @@ fn peft_roundtrip() {
         gpt2_out,
     );
 }
+
+/// The fixture model on an autodiff device with every dropout off (PyTorch's eval mode).
+fn bert_ad(device: &Device) -> BertModel {
+    let dir = root().join("tiny-bert");
+    let mut config =
+        BertConfig::from_hf_file(dir.join("config.json")).unwrap_or_else(|e| panic!("{e}"));
+    config.hidden_dropout_prob = 0.0;
+    config.attention_probs_dropout_prob = 0.0;
+    let mut model = config.init(device).unwrap_or_else(|e| panic!("{e}"));
+    model
+        .load_checkpoint(dir.join("model.safetensors"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    model
+}
+
+fn gpt2_ad(device: &Device) -> Gpt2Model {
+    let dir = root().join("tiny-gpt2");
+    let mut config = peft_models::gpt2::Gpt2Config::from_hf_file(dir.join("config.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    config.attn_pdrop = 0.0;
+    config.resid_pdrop = 0.0;
+    config.embd_pdrop = 0.0;
+    let mut model = config.init(device).unwrap_or_else(|e| panic!("{e}"));
+    model
+        .load_checkpoint(dir.join("model.safetensors"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    model
+}
+
+/// One backward pass of `mean(out²)` on a PEFT fixture: every adapter tensor's gradient equals
+/// PyTorch's (`grad:<file key>`, in the file's layout) within 1e-4.
+fn gradient_case<M: peft_core::AdapterHost + Module>(
+    mut model: M,
+    keys: &PeftKeys,
+    dir: &Path,
+    forward: impl Fn(&M) -> Tensor<3>,
+    device: &Device,
+) {
+    use burn::optim::GradientsParams;
+    let g = golden(dir.with_extension("json"));
+    load_peft(&mut model, dir, "p", keys, device).unwrap_or_else(|e| panic!("{e}"));
+    set_active(&mut model, Some(Setup::single("p"))).unwrap_or_else(|e| panic!("{e}"));
+    let model = peft_core::freeze_except(model, &peft_core::Trainable::adapter("p"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let loss = forward(&model).powf_scalar(2.0).mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let prefix = keys.model_prefixes[0];
+    let mut checked = 0;
+    for (layer, target, site) in linear_sites(&model) {
+        let module = keys.module_name(target, layer).unwrap_or_default();
+        let key = |suffix: &str| format!("grad:base_model.model.{prefix}{module}.{suffix}");
+        let plain = Device::flex();
+        let mut pairs: Vec<(String, Tensor<2>)> = Vec::new();
+        if let Some(m) = site.lora_module("p") {
+            let get = |p: &burn::module::Param<Tensor<2>>| {
+                grads
+                    .get::<2>(p.id)
+                    .map(|t| Tensor::<2>::from_data(t.into_data(), &plain).transpose())
+            };
+            let (a, b) = (get(&m.lora_a), get(&m.lora_b));
+            pairs.push((key("lora_A.weight"), a.unwrap_or_else(|| panic!("{module}: no grad A"))));
+            pairs.push((key("lora_B.weight"), b.unwrap_or_else(|| panic!("{module}: no grad B"))));
+        }
+        if let Some(m) = site.ia3_module("p") {
+            let t = grads
+                .get::<1>(m.ia3_l.id)
+                .unwrap_or_else(|| panic!("{module}: no grad"));
+            let n = t.dims()[0];
+            let shape = if m.feedforward { [1, n] } else { [n, 1] };
+            pairs.push((
+                key("ia3_l"),
+                Tensor::<1>::from_data(t.into_data(), &plain).reshape(shape),
+            ));
+        }
+        for (k, got) in pairs {
+            let want = g.float::<2>(&k, &plain).unwrap_or_else(|e| panic!("{k}: {e}"));
+            assert_close(got, want, 1e-4, &k);
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "{}", dir.display());
+}
+
+#[test]
+fn one_backward_pass_matches_pytorch_gradients() {
+    let device = Device::flex().autodiff();
+    for case in ["lora", "rslora", "ia3"] {
+        let dir = root().join("tiny-bert/peft").join(case);
+        gradient_case(bert_ad(&device), &BERT_PEFT_KEYS, &dir, bert_out, &device);
+    }
+    for case in ["lora", "ia3"] {
+        let dir = root().join("tiny-gpt2/peft").join(case);
+        gradient_case(gpt2_ad(&device), &GPT2_PEFT_KEYS, &dir, gpt2_out, &device);
+    }
+}
