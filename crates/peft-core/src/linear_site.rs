@@ -1,6 +1,6 @@
 //! [`LinearSite`]: a frozen linear projection that holds named LoRA modules and IA³ vectors.
 //!
-//! Models use it for every projection a method can target ([`LinearTarget`]): BERT's query,
+//! Models use it for every projection a method can target ([`crate::LinearTarget`]): BERT's query,
 //! key, value and dense layers, GPT-2's `Conv1D`s. Its base parameters keep the plain layer's
 //! module paths (`…query.weight`, `…query.bias`), so base checkpoints load unchanged; the
 //! modules sit under `…query.adapters.<name>.lora_a` / `lora_b` (IA³: `….ia3_l`).

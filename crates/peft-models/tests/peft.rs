@@ -449,8 +449,14 @@ fn gradient_case<M: peft_core::AdapterHost + Module>(
                     .map(|t| Tensor::<2>::from_data(t.into_data(), &plain).transpose())
             };
             let (a, b) = (get(&m.lora_a), get(&m.lora_b));
-            pairs.push((key("lora_A.weight"), a.unwrap_or_else(|| panic!("{module}: no grad A"))));
-            pairs.push((key("lora_B.weight"), b.unwrap_or_else(|| panic!("{module}: no grad B"))));
+            pairs.push((
+                key("lora_A.weight"),
+                a.unwrap_or_else(|| panic!("{module}: no grad A")),
+            ));
+            pairs.push((
+                key("lora_B.weight"),
+                b.unwrap_or_else(|| panic!("{module}: no grad B")),
+            ));
         }
         if let Some(m) = site.ia3_module("p") {
             let t = grads
@@ -464,7 +470,9 @@ fn gradient_case<M: peft_core::AdapterHost + Module>(
             ));
         }
         for (k, got) in pairs {
-            let want = g.float::<2>(&k, &plain).unwrap_or_else(|e| panic!("{k}: {e}"));
+            let want = g
+                .float::<2>(&k, &plain)
+                .unwrap_or_else(|e| panic!("{k}: {e}"));
             assert_close(got, want, 1e-4, &k);
             checked += 1;
         }
