@@ -166,9 +166,61 @@ def make_cases(model_dir: str, base_fn, inputs, out_fn, cases: dict, key: str, m
     manifest.setdefault(model_dir, {})["peft"] = info
 
 
+def bert_seq_cls_base():
+    """``BertForSequenceClassification`` (3 labels) on the tiny-bert weights; its fresh classifier
+    is drawn from torch.manual_seed(7)."""
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(7)
+    return BertForSequenceClassification.from_pretrained(
+        mf.FIX / "tiny-bert", num_labels=3, attn_implementation="eager").eval()
+
+
+@torch.no_grad()
+def cls_out(model, inputs) -> torch.Tensor:
+    # [batch, labels] as [1, batch, labels]: the Rust readers take rank-3 tensors.
+    return model(**inputs).logits.unsqueeze(0)
+
+
+def make_seq_cls(manifest: dict) -> None:
+    """Case ``seq-cls``: PEFT's SEQ_CLS task on BertForSequenceClassification: LoRA on query and
+    value (``bert.`` key prefix) plus ``modules_to_save`` = the classifier (PEFT adds
+    ``classifier`` and ``score``), every lora_B non-zero and the saved classifier perturbed."""
+    root = mf.FIX / "tiny-bert" / "peft"
+    base = bert_seq_cls_base()
+    inputs = bert_inputs()
+    kwargs = dict(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
+    torch.manual_seed(300)
+    model = get_peft_model(copy.deepcopy(base), LoraConfig(**kwargs))
+    model.peft_config["default"].base_model_name_or_path = "fixtures/tiny-bert"
+    randomize_b(model, 301)
+    g = torch.Generator().manual_seed(302)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "modules_to_save" in name:
+                p.add_(0.2 * torch.randn(p.shape, generator=g))
+    model.eval()
+    out = cls_out(model, inputs)
+    model.save_pretrained(root / "seq-cls")
+    (root / "seq-cls" / "README.md").unlink(missing_ok=True)
+    sort_module_lists(root / "seq-cls" / "adapter_config.json")
+    again = PeftModel.from_pretrained(copy.deepcopy(base), root / "seq-cls").eval()
+    mf.close(cls_out(again, inputs), out, "seq-cls reload")
+    mf.write_json(root / "seq-cls.json", {
+        "logits": mf.tensor_entry(out),
+        "peft_config": kwargs,
+        "notes": f"peft {peft.__version__} SEQ_CLS LoRA on BertForSequenceClassification(num_labels=3) of the "
+                 "tiny-bert weights (classifier from torch.manual_seed(7), then +0.2*randn in the saved copy); "
+                 "logits [1, batch, 3] in eval mode on the inputs of golden.json.",
+    })
+    manifest.setdefault("tiny-bert", {}).setdefault("peft", {})["seq-cls"] = {
+        "max_abs_logit": out.abs().max().item()}
+
+
 def make_peft_lora(manifest: dict) -> None:
     check_version()
     make_cases("tiny-bert", bert_base, bert_inputs(), bert_out, BERT_CASES, "last_hidden_state", manifest)
+    make_seq_cls(manifest)
     make_cases("tiny-gpt2", gpt2_base, gpt2_inputs(), gpt2_out, GPT2_CASES, "logits", manifest)
     print("peft-lora: wrote fixtures/tiny-bert/peft and fixtures/tiny-gpt2/peft")
 
@@ -192,6 +244,15 @@ def make_peft_roundtrip(manifest: dict) -> None:
             diff = (got - want).abs().max().item()
             assert diff <= TOL, f"{model_dir}/{case}: PEFT vs burn-peft max |diff| {diff:.3e} > {TOL}"
             diffs[case] = diff
+        seq_cls = root / "rust-seq-cls.json"
+        if model_dir == "tiny-bert" and seq_cls.is_file():
+            # Our SEQ_CLS directory (LoRA under bert. + modules_to_save classifier).
+            model = PeftModel.from_pretrained(bert_seq_cls_base(), root / "rust-seq-cls").eval()
+            got = cls_out(model, inputs)
+            want = tensor(json.loads(seq_cls.read_text())["logits"])
+            diff = (got - want).abs().max().item()
+            assert diff <= TOL, f"rust-seq-cls: PEFT vs burn-peft max |diff| {diff:.3e} > {TOL}"
+            diffs["rust-seq-cls"] = diff
         mf.write_json(root / "python_check.json", {
             "max_abs_diff": diffs,
             "notes": f"peft {peft.__version__} PeftModel.from_pretrained of the directories burn-peft wrote, "

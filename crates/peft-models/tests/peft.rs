@@ -492,3 +492,119 @@ fn one_backward_pass_matches_pytorch_gradients() {
         gradient_case(gpt2_ad(&device), &GPT2_PEFT_KEYS, &dir, gpt2_out, &device);
     }
 }
+
+fn classifier() -> peft_models::bert::head::BertClassifier {
+    use peft_models::bert::head::{BertClassifier, HeadPooling};
+    let (model, _) = BertClassifier::from_pretrained(
+        root().join("tiny-bert"),
+        3,
+        HeadPooling::Pooler,
+        &device(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    model.valid()
+}
+
+fn classifier_logits(model: &peft_models::bert::head::BertClassifier) -> Tensor<3> {
+    let g = golden(root().join("tiny-bert/golden.json"));
+    let d = device();
+    let int = |n: &str| g.int::<2>(n, &d).unwrap_or_else(|e| panic!("{e}"));
+    let input = BertInput::new(int("input_ids"))
+        .with_token_type_ids(int("token_type_ids"))
+        .with_attention_mask(int("attention_mask"));
+    model.forward(input).unsqueeze::<3>()
+}
+
+/// PEFT's SEQ_CLS directory (LoRA under `bert.` + the `modules_to_save` classifier) gives
+/// PEFT's logits; saved again it reloads to the same logits; without a place for the
+/// classifier (the bare model loader) it is a typed error naming `modules_to_save`.
+#[test]
+fn seq_cls_directory_with_modules_to_save_classifier() {
+    use peft_models::peft::{load_peft_classifier, save_peft_classifier};
+    let dir = root().join("tiny-bert/peft/seq-cls");
+    let d = device();
+    let want = golden(dir.with_extension("json"))
+        .float::<3>("logits", &d)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut model = classifier();
+    load_peft_classifier(&mut model, &dir, "sst", &d).unwrap_or_else(|e| panic!("{e}"));
+    set_active(&mut model, Some(Setup::single("sst"))).unwrap_or_else(|e| panic!("{e}"));
+    let got = classifier_logits(&model);
+    assert_close(got.clone(), want, 1e-5, "seq-cls logits");
+
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    save_peft_classifier(&model, "sst", tmp.path(), None).unwrap_or_else(|e| panic!("{e}"));
+    let mut again = classifier();
+    load_peft_classifier(&mut again, tmp.path(), "sst", &d).unwrap_or_else(|e| panic!("{e}"));
+    set_active(&mut again, Some(Setup::single("sst"))).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(classifier_logits(&again).into_data(), got.into_data());
+
+    let mut bare = bert();
+    assert!(matches!(
+        load_peft(&mut bare, &dir, "p", &BERT_PEFT_KEYS, &d),
+        Err(PeftError::HubUnsupported { field, .. }) if field == "modules_to_save"
+    ));
+    assert!(peft_core::adapters(&bare).is_empty());
+}
+
+/// Our SEQ_CLS directory, checked by Python (`PeftModel.from_pretrained` on
+/// `BertForSequenceClassification`, step `peft-roundtrip`); written with `PEFT_WRITE_FIXTURES=1`.
+#[test]
+fn seq_cls_roundtrip() {
+    use peft_models::bert::head::{ClassificationHeadConfig, HeadPooling};
+    use peft_models::peft::{load_peft_classifier, save_peft_classifier};
+    let root_dir = root().join("tiny-bert/peft-from-rust");
+    let dir = root_dir.join("rust-seq-cls");
+    let rec_path = root_dir.join("rust-seq-cls.json");
+    let d = device();
+    if std::env::var_os("PEFT_WRITE_FIXTURES").is_some() {
+        let mut model = classifier();
+        d.seed(17);
+        let head = ClassificationHeadConfig::new(32, 3).with_pooling(HeadPooling::Pooler);
+        model
+            .add_head("rust", &head, &d)
+            .unwrap_or_else(|e| panic!("{e}"));
+        model
+            .set_active_head("rust")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let lora = LoraConfig::new(2, 3.0)
+            .with_targets(vec![LinearTarget::Value, LinearTarget::FeedForwardIn])
+            .with_init(LoraInit::Random);
+        add_adapter(&mut model, "rust", &lora, &d).unwrap_or_else(|e| panic!("{e}"));
+        set_active(&mut model, Some(Setup::single("rust"))).unwrap_or_else(|e| panic!("{e}"));
+        save_peft_classifier(&model, "rust", &dir, Some("fixtures/tiny-bert"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        write_json(
+            &rec_path,
+            &serde_json::json!({ "logits": entry(classifier_logits(&model)) }),
+        );
+        return;
+    }
+    let want = golden(&rec_path)
+        .float::<3>("logits", &d)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut model = classifier();
+    load_peft_classifier(&mut model, &dir, "rust", &d).unwrap_or_else(|e| panic!("{e}"));
+    set_active(&mut model, Some(Setup::single("rust"))).unwrap_or_else(|e| panic!("{e}"));
+    assert_close(classifier_logits(&model), want, 1e-6, "rust-seq-cls");
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    save_peft_classifier(&model, "rust", tmp.path(), Some("fixtures/tiny-bert"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for name in ["adapter_config.json", "adapter_model.safetensors"] {
+        let a = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+        let b = std::fs::read(tmp.path().join(name)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            a == b,
+            "rust-seq-cls/{name}: saving again must be byte-identical"
+        );
+    }
+    let diff = golden(root_dir.join("python_check.json"))
+        .value("max_abs_diff")
+        .and_then(|v| v.get("rust-seq-cls"))
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(f64::INFINITY);
+    assert!(
+        diff <= 1e-5,
+        "PEFT reproduced our SEQ_CLS logits within {diff}"
+    );
+}

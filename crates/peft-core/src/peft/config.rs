@@ -45,7 +45,6 @@ const OFF_ONLY: &[&str] = &[
     "lora_ga_config",
     "monteclora_config",
     "velora_config",
-    "modules_to_save",
 ];
 
 /// A PEFT LoRA `adapter_config.json`, read into what we implement.
@@ -70,6 +69,10 @@ pub struct PeftLoraFile {
     pub task_type: Option<String>,
     /// `base_model_name_or_path`, if given.
     pub base_model_name_or_path: Option<String>,
+    /// `modules_to_save`: modules trained in full and saved beside the adapter (PEFT's
+    /// `SEQ_CLS` adds `classifier` and `score`). Only a caller that places them accepts them
+    /// (see [`crate::peft::load_peft_with_modules`]).
+    pub modules_to_save: Vec<String>,
     /// Keys this crate does not know, kept as they were (see [`PeftLoraFile::warnings`]).
     pub unknown: BTreeMap<String, Value>,
 }
@@ -89,7 +92,7 @@ impl PeftLoraFile {
     /// Errors: not JSON, `peft_type` other than `LORA`, a missing or mistyped `r` /
     /// `lora_alpha` / `target_modules`, and every option we do not implement when it is on
     /// (`use_dora: true`, `layer_replication`, `bias` other than `"none"`, `rank_pattern`,
-    /// `alpha_pattern`, `layers_to_transform`, `modules_to_save`, a regex `target_modules`, …),
+    /// `alpha_pattern`, `layers_to_transform`, a regex `target_modules`, …),
     /// each a [`PeftError::HubUnsupported`] naming the field.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let malformed = |message: String| PeftError::MalformedJson {
@@ -201,6 +204,7 @@ impl PeftLoraFile {
             "fan_in_fan_out",
             "bias",
             "init_lora_weights",
+            "modules_to_save",
         ];
         let unknown = map
             .iter()
@@ -212,7 +216,9 @@ impl PeftLoraFile {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let text_of = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
+        let modules_to_save = names(&map, "modules_to_save", path)?;
         Ok(Self {
+            modules_to_save,
             r,
             lora_alpha,
             lora_dropout,
@@ -250,6 +256,7 @@ impl PeftLoraFile {
     /// The JSON PEFT 0.21.2 writes for `config` (options we do not implement written off).
     pub fn to_json(
         config: &LoraConfig,
+        modules_to_save: &[String],
         target_modules: &[String],
         fan_in_fan_out: bool,
         task_type: Option<&str>,
@@ -274,7 +281,7 @@ impl PeftLoraFile {
             "fan_in_fan_out": fan_in_fan_out,
             "bias": "none",
             "use_rslora": config.use_rslora,
-            "modules_to_save": null,
+            "modules_to_save": if modules_to_save.is_empty() { Value::Null } else { json!(modules_to_save) },
             "init_lora_weights": init,
             "layers_to_transform": null,
             "layers_pattern": null,
@@ -464,7 +471,6 @@ mod tests {
             (r#""layer_replication": [[0, 1]]"#, "layer_replication"),
             (r#""bias": "all""#, "bias"),
             (r#""rank_pattern": {"query": 2}"#, "rank_pattern"),
-            (r#""modules_to_save": ["classifier"]"#, "modules_to_save"),
             (r#""init_lora_weights": "pissa""#, "init_lora_weights"),
         ] {
             let text = format!("{BASE}, {extra}}}");

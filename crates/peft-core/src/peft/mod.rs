@@ -192,6 +192,33 @@ pub fn load_peft<H: AdapterHost + ?Sized>(
     keys: &PeftKeys,
     device: &Device,
 ) -> Result<PeftLoad> {
+    load_peft_with_modules(host, dir, name, keys, device, &[]).map(|(load, _)| load)
+}
+
+/// A tensor of a `modules_to_save` module: its key after `base_model.model.` and any model
+/// prefix (`classifier.weight`), shape and f32 values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedModuleTensor {
+    /// The key, e.g. `classifier.weight`.
+    pub key: String,
+    /// The shape in the file.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+/// [`load_peft`] for a LoRA directory with `modules_to_save`: entries in `accepted` (e.g.
+/// `["classifier", "score"]`) are allowed and their tensors returned for the caller to place
+/// (after everything else was checked and loaded); any other entry is a
+/// [`PeftError::HubUnsupported`] naming `modules_to_save`.
+pub fn load_peft_with_modules<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    dir: impl AsRef<Path>,
+    name: &str,
+    keys: &PeftKeys,
+    device: &Device,
+    accepted: &[&str],
+) -> Result<(PeftLoad, Vec<SavedModuleTensor>)> {
     let dir = dir.as_ref();
     crate::setup::check_name(name)?;
     if adapters(host).iter().any(|a| a.name == name) {
@@ -206,9 +233,27 @@ pub fn load_peft<H: AdapterHost + ?Sized>(
         source,
     })?;
     if peft_type(&text) == Some("IA3".to_string()) {
-        return ia3::load_peft_ia3(host, dir, name, keys, device, &text);
+        return ia3::load_peft_ia3(host, dir, name, keys, device, &text).map(|l| (l, Vec::new()));
     }
     let file = PeftLoraFile::from_json(&text, &config_path)?;
+    if let Some(bad) = file
+        .modules_to_save
+        .iter()
+        .find(|m| !accepted.contains(&m.as_str()))
+    {
+        return Err(PeftError::HubUnsupported {
+            path: config_path,
+            field: "modules_to_save".into(),
+            message: format!(
+                "`{bad}` has no place here (accepted: {})",
+                if accepted.is_empty() {
+                    "none".to_string()
+                } else {
+                    accepted.join(", ")
+                }
+            ),
+        });
+    }
     let (targets, leave_out) = resolve(host, keys, &file.target_modules, &config_path)?;
     let mut config = file.lora_config(targets);
     config.leave_out = leave_out;
@@ -225,8 +270,23 @@ pub fn load_peft<H: AdapterHost + ?Sized>(
     type Pair = (Option<Vec<f32>>, Option<Vec<f32>>);
     let mut found: Vec<((usize, LinearTarget), Pair)> = Vec::new();
     let mut unplaced = Vec::new();
+    let mut saved_modules = Vec::new();
     let r = config.rank;
     for (key, view) in st.tensors() {
+        if let Some(rest) = saved_module_key(&key, &file.modules_to_save) {
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(weights_err(
+                    &weights_path,
+                    format!("{key} is {:?}; only F32 is read", view.dtype()),
+                ));
+            }
+            saved_modules.push(SavedModuleTensor {
+                key: rest,
+                shape: view.shape().to_vec(),
+                data: f32_values(view.data()),
+            });
+            continue;
+        }
         let Some((layer, target, is_b)) =
             keys.landing(host, &key, &[".lora_A.weight", ".lora_B.weight"])
         else {
@@ -262,11 +322,7 @@ pub fn load_peft<H: AdapterHost + ?Sized>(
                 format!("{key} is {:?}; only F32 is read", view.dtype()),
             ));
         }
-        let data: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let data = f32_values(view.data());
         let slot = match found.iter_mut().find(|(k, _)| *k == (layer, target)) {
             Some((_, pair)) => pair,
             None => {
@@ -353,13 +409,37 @@ pub fn load_peft<H: AdapterHost + ?Sized>(
             site.insert_lora(name, config.clone(), module);
         }
     }
-    Ok(PeftLoad {
-        name: name.to_string(),
-        warnings: file.warnings(),
-        config: config.into(),
-        task_type: file.task_type,
-        tensors,
-    })
+    saved_modules.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok((
+        PeftLoad {
+            name: name.to_string(),
+            warnings: file.warnings(),
+            config: config.into(),
+            task_type: file.task_type,
+            tensors,
+        },
+        saved_modules,
+    ))
+}
+
+fn f32_values(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// `classifier.weight` for `base_model.model.classifier.weight` when `classifier` is one of
+/// `modules` (the head sits beside the base model, outside its prefix).
+fn saved_module_key(key: &str, modules: &[String]) -> Option<String> {
+    let rest = key.strip_prefix(PEFT_PREFIX)?;
+    modules
+        .iter()
+        .any(|m| {
+            rest.strip_prefix(m.as_str())
+                .is_some_and(|t| t.starts_with('.'))
+        })
+        .then(|| rest.to_string())
 }
 
 /// Save LoRA (or IA³) adapter `name` of `host` as a PEFT 0.21 directory `dir` (created if needed):
@@ -376,6 +456,31 @@ pub fn save_peft<H: AdapterHost + ?Sized>(
     task_type: Option<&str>,
     base_model_name_or_path: Option<&str>,
 ) -> Result<PathBuf> {
+    save_peft_with_modules(
+        host,
+        name,
+        dir,
+        keys,
+        task_type,
+        base_model_name_or_path,
+        &[],
+        &[],
+    )
+}
+
+/// [`save_peft`] of a LoRA adapter with `modules_to_save` (their tensors given by the caller,
+/// keyed after `base_model.model.`, e.g. `classifier.weight`).
+#[allow(clippy::too_many_arguments)]
+pub fn save_peft_with_modules<H: AdapterHost + ?Sized>(
+    host: &H,
+    name: &str,
+    dir: impl AsRef<Path>,
+    keys: &PeftKeys,
+    task_type: Option<&str>,
+    base_model_name_or_path: Option<&str>,
+    modules_to_save: &[String],
+    extra: &[SavedModuleTensor],
+) -> Result<PathBuf> {
     let dir = dir.as_ref();
     let info = adapters(host)
         .into_iter()
@@ -390,6 +495,12 @@ pub fn save_peft<H: AdapterHost + ?Sized>(
                 .join(", "),
         })?;
     if let MethodConfig::Ia3(_) = &info.config {
+        if !modules_to_save.is_empty() {
+            return Err(PeftError::Unsupported {
+                field: "modules_to_save".into(),
+                message: "IA³ directories are written without modules_to_save here".into(),
+            });
+        }
         return save_peft_ia3(host, name, dir, keys, task_type, base_model_name_or_path);
     }
     let MethodConfig::Lora(config) = &info.config else {
@@ -435,8 +546,16 @@ pub fn save_peft<H: AdapterHost + ?Sized>(
             ));
         }
     }
+    for t in extra {
+        tensors.push((
+            format!("{PEFT_PREFIX}{}", t.key),
+            t.shape.clone(),
+            t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
+    }
     let json = PeftLoraFile::to_json(
         config,
+        modules_to_save,
         &target_modules,
         conv1d,
         task_type,
