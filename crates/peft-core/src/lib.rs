@@ -61,6 +61,7 @@ pub mod freeze;
 pub mod fusion;
 pub mod host;
 pub mod ia3;
+mod linear_attach;
 pub mod linear_site;
 pub mod lora;
 pub mod method;
