@@ -324,6 +324,8 @@ fn run() -> Result<(), AnyError> {
                 let kind = match file.adapter {
                     burn_peft::core::AdapterMethod::Bottleneck(_) => "bottleneck",
                     burn_peft::core::AdapterMethod::HeadOnly => "head-only",
+                    burn_peft::core::AdapterMethod::Lora(_) => "lora",
+                    burn_peft::core::AdapterMethod::Ia3(_) => "ia3",
                     burn_peft::core::AdapterMethod::Fusion { .. } => "fusion",
                 };
                 (kind, burn_peft::core::file::weights_file(Path::new(dir)))

@@ -934,6 +934,10 @@ STEPS = {
     "hub-dirs": (lambda m: _hub("hub_dirs").make_hub_dirs(m), None),  # owns tiny-{bert,gpt2}/hub
     # checks the directories the Rust test adapterhub_roundtrip wrote (run that first)
     "hub-roundtrip": (lambda m: _hub("hub_roundtrip").make_hub_roundtrip(m), None),
+    # issue 13 (PEFT 0.21.2 LoRA directories); the code lives in scripts/peft_lora.py
+    "peft-lora": (lambda m: _hub("peft_lora").make_peft_lora(m), None),  # owns tiny-{bert,gpt2}/peft
+    # checks the directories the Rust test peft_roundtrip wrote (run that first)
+    "peft-roundtrip": (lambda m: _hub("peft_lora").make_peft_roundtrip(m), None),
 }
 
 

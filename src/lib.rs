@@ -7,7 +7,7 @@
 //!
 //! | crate | re-exported as | what it holds |
 //! |---|---|---|
-//! | `peft-core` | [`core`] | model-agnostic adapter modules, the named-adapter site and its composition, configs and presets, freezing, adapter files |
+//! | `peft-core` | [`core`] | model-agnostic adapter modules (bottleneck, LoRA, IA³), the named-adapter sites and their composition, configs and presets, freezing, adapter files (ours, AdapterHub's, PEFT's) |
 //! | `peft-models` | [`models`] | BERT (and GPT-2) with adapter sites, task heads, HF checkpoint + tokenizer loading |
 //! | `peft-train` | [`train`] | data, tasks, optimiser and schedule, burn-train `Learner` glue |
 //!

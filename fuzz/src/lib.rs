@@ -162,6 +162,26 @@ pub fn adapter_config(data: &[u8]) -> bool {
                 let mut model = s.bert.clone();
                 consume(attach_adapters(&mut model, config, &device())).is_some()
             }
+            AdapterMethod::Lora(config) => {
+                let mut model = s.bert.clone();
+                consume(peft_core::add_adapter(
+                    &mut model,
+                    "default",
+                    config,
+                    &device(),
+                ))
+                .is_some()
+            }
+            AdapterMethod::Ia3(config) => {
+                let mut model = s.bert.clone();
+                consume(peft_core::add_adapter(
+                    &mut model,
+                    "default",
+                    config,
+                    &device(),
+                ))
+                .is_some()
+            }
             AdapterMethod::Fusion { config, .. } => consume(config.validate()).is_some(),
             AdapterMethod::HeadOnly => true,
         }

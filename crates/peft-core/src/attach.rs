@@ -4,18 +4,42 @@
 use crate::config::{AdapterConfig, AdapterSite};
 use crate::error::{PeftError, Result};
 use crate::fusion::FusionConfig;
+use crate::linear_attach::{add_ia3, add_lora, check_linear_setup, for_each_linear};
+pub use crate::linear_attach::{linear_sites, merge_adapter, unmerge_adapter};
+use crate::linear_site::LinearSite;
+use crate::lora::LinearTarget;
+use crate::method::MethodConfig;
 use crate::setup::Setup;
 use crate::site::AdapterLayer;
 use burn::tensor::Tensor;
+
+/// Where in a block a module was attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SitePlace {
+    /// A residual site (bottleneck adapters).
+    Residual(AdapterSite),
+    /// A linear projection (LoRA).
+    Linear(LinearTarget),
+}
+
+impl SitePlace {
+    /// A short name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Residual(s) => s.name(),
+            Self::Linear(t) => t.name(),
+        }
+    }
+}
 
 /// One adapter that was attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttachedSite {
     /// Block index.
     pub layer: usize,
-    /// Site in the block.
-    pub site: AdapterSite,
-    /// Bottleneck width.
+    /// Where in the block.
+    pub site: SitePlace,
+    /// Bottleneck width (bottleneck adapters), rank (LoRA) or vector width (IA³).
     pub bottleneck: usize,
     /// Parameters of this adapter.
     pub params: usize,
@@ -88,6 +112,17 @@ pub trait AdapterHost {
     fn adapter_layer(&self, layer: usize, site: AdapterSite) -> Option<&AdapterLayer>;
     /// The same, mutable.
     fn adapter_layer_mut(&mut self, layer: usize, site: AdapterSite) -> Option<&mut AdapterLayer>;
+    /// The linear projection `target` of block `layer`, or `None` if the model has none there
+    /// (the default: a model without [`LinearSite`]s).
+    fn linear_site(&self, layer: usize, target: LinearTarget) -> Option<&LinearSite> {
+        let _ = (layer, target);
+        None
+    }
+    /// The same, mutable.
+    fn linear_site_mut(&mut self, layer: usize, target: LinearTarget) -> Option<&mut LinearSite> {
+        let _ = (layer, target);
+        None
+    }
 }
 
 /// Every site of `host`, with its block index and kind.
@@ -122,11 +157,13 @@ pub struct AdapterInfo {
     /// The adapter's name.
     pub name: String,
     /// The config it was built from.
-    pub config: AdapterConfig,
+    pub config: MethodConfig,
     /// Parameters over all its sites.
     pub params: usize,
     /// Where it sits: `(block, site)`.
-    pub sites: Vec<(usize, AdapterSite)>,
+    pub sites: Vec<(usize, SitePlace)>,
+    /// Whether it is merged into the frozen weights ([`merge_adapter`]).
+    pub merged: bool,
 }
 
 /// The named adapters of `host`, in the order they were added.
@@ -135,21 +172,49 @@ pub fn adapters<H: AdapterHost + ?Sized>(host: &H) -> Vec<AdapterInfo> {
     for (layer, site, s) in sites(host) {
         for (name, config, module) in s.adapters().iter() {
             let params = burn::module::Module::num_params(module);
-            match out.iter_mut().find(|i| i.name == name) {
-                Some(info) => {
-                    info.params += params;
-                    info.sites.push((layer, site));
-                }
-                None => out.push(AdapterInfo {
-                    name: name.to_string(),
-                    config: config.clone(),
-                    params,
-                    sites: vec![(layer, site)],
-                }),
-            }
+            let place = (layer, SitePlace::Residual(site));
+            record(&mut out, name, || config.into(), params, place, false);
+        }
+    }
+    for (layer, target, s) in linear_sites(host) {
+        for (name, config, module) in s.lora().iter() {
+            let params = burn::module::Module::num_params(module);
+            let place = (layer, SitePlace::Linear(target));
+            let merged = s.merged().iter().any(|m| m == name);
+            record(&mut out, name, || config.into(), params, place, merged);
+        }
+        for (name, config, module) in s.ia3().iter() {
+            let params = burn::module::Module::num_params(module);
+            let place = (layer, SitePlace::Linear(target));
+            let merged = s.merged().iter().any(|m| m == name);
+            record(&mut out, name, || config.into(), params, place, merged);
         }
     }
     out
+}
+
+fn record(
+    out: &mut Vec<AdapterInfo>,
+    name: &str,
+    config: impl FnOnce() -> MethodConfig,
+    params: usize,
+    place: (usize, SitePlace),
+    merged: bool,
+) {
+    match out.iter_mut().find(|i| i.name == name) {
+        Some(info) => {
+            info.params += params;
+            info.sites.push(place);
+            info.merged |= merged;
+        }
+        None => out.push(AdapterInfo {
+            name: name.to_string(),
+            config: config(),
+            params,
+            sites: vec![place],
+            merged,
+        }),
+    }
 }
 
 /// The fusion layers of `host`: each as the list of adapters it fuses.
@@ -199,7 +264,7 @@ pub fn fusion_regularization<H: AdapterHost + ?Sized>(host: &H) -> Option<Tensor
     total
 }
 
-fn names_of<H: AdapterHost + ?Sized>(host: &H) -> String {
+pub(crate) fn names_of<H: AdapterHost + ?Sized>(host: &H) -> String {
     let names: Vec<String> = adapters(host).into_iter().map(|a| a.name).collect();
     if names.is_empty() {
         "no adapters".into()
@@ -213,10 +278,10 @@ fn names_of<H: AdapterHost + ?Sized>(host: &H) -> String {
 ///
 /// Errors (the model unchanged): an invalid name or config, a name already in use, layer
 /// indices beyond the model, or no site matched.
-pub fn add_adapter<H: AdapterHost + ?Sized>(
+pub fn add_adapter<H: AdapterHost + ?Sized, C: Clone + Into<MethodConfig>>(
     host: &mut H,
     name: &str,
-    config: &AdapterConfig,
+    config: &C,
     device: &burn::tensor::Device,
 ) -> Result<AttachReport> {
     crate::setup::check_name(name)?;
@@ -226,6 +291,28 @@ pub fn add_adapter<H: AdapterHost + ?Sized>(
             name: name.to_string(),
         });
     }
+    match config.clone().into() {
+        MethodConfig::Bottleneck(c) => add_bottleneck(host, name, &c, device),
+        MethodConfig::Lora(c) => add_lora(host, name, &c, device),
+        MethodConfig::Ia3(c) => add_ia3(host, name, &c, device),
+    }
+}
+
+pub(crate) fn check_layers(what: &str, layers: &[usize], num_layers: usize) -> Result<()> {
+    match layers.iter().find(|&&l| l >= num_layers) {
+        Some(bad) => Err(PeftError::InvalidConfig(format!(
+            "{what} names layer {bad}, but the model has {num_layers} layers"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn add_bottleneck<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    name: &str,
+    config: &AdapterConfig,
+    device: &burn::tensor::Device,
+) -> Result<AttachReport> {
     config.validate()?;
     let d_model = host.d_model();
     let num_layers = host.num_layers();
@@ -268,7 +355,7 @@ pub fn add_adapter<H: AdapterHost + ?Sized>(
             slot.insert(name, config.clone(), adapter);
             report.attached.push(AttachedSite {
                 layer,
-                site,
+                site: SitePlace::Residual(site),
                 bottleneck: width,
                 params,
             });
@@ -290,6 +377,14 @@ pub fn delete_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Resu
     let uses = active_setup(host).is_some_and(|s| s.names().contains(name));
     let mut removed = 0;
     for_each_site(host, |_, _, s| {
+        if s.remove(name) {
+            removed += 1;
+        }
+        if uses {
+            s.set_active(None);
+        }
+    });
+    for_each_linear(host, |_, _, s| {
         if s.remove(name) {
             removed += 1;
         }
@@ -398,6 +493,7 @@ pub fn set_active<H: AdapterHost + ?Sized>(host: &mut H, setup: Option<Setup>) -
                 });
             }
         }
+        check_linear_setup(s, &known)?;
         let mut fuse_names = Vec::new();
         collect_fusions(s, &mut fuse_names);
         let have: Vec<String> = fusions(host).iter().map(|f| f.join(",")).collect();
@@ -414,6 +510,7 @@ pub fn set_active<H: AdapterHost + ?Sized>(host: &mut H, setup: Option<Setup>) -
         }
     }
     for_each_site(host, |_, _, s| s.set_active(setup.clone()));
+    for_each_linear(host, |_, _, s| s.set_active(setup.clone()));
     Ok(())
 }
 
@@ -473,6 +570,10 @@ pub fn attach_adapters<H: AdapterHost + ?Sized>(
         .into_iter()
         .map(|(l, s, layer)| (l, s, layer.clone()))
         .collect();
+    let previous_linear: Vec<_> = linear_sites(host)
+        .into_iter()
+        .map(|(l, t, site)| (l, t, site.clone()))
+        .collect();
     let replaced = remove_adapters(host);
     match add_adapter(host, DEFAULT_ADAPTER, config, device) {
         Ok(mut report) => {
@@ -484,6 +585,11 @@ pub fn attach_adapters<H: AdapterHost + ?Sized>(
             for (l, s, layer) in previous {
                 if let Some(slot) = host.adapter_layer_mut(l, s) {
                     *slot = layer;
+                }
+            }
+            for (l, t, site) in previous_linear {
+                if let Some(slot) = host.linear_site_mut(l, t) {
+                    *slot = site;
                 }
             }
             Err(e)
@@ -498,6 +604,10 @@ pub fn remove_adapters<H: AdapterHost + ?Sized>(host: &mut H) -> usize {
     for_each_site(host, |_, _, s| {
         removed += s.adapters().len();
         *s = AdapterLayer::new();
+    });
+    for_each_linear(host, |_, _, s| {
+        removed += s.clear();
+        s.set_active(None);
     });
     removed
 }
@@ -533,8 +643,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (0, AdapterSite::FeedForwardOutput, 4),
-                (2, AdapterSite::FeedForwardOutput, 2)
+                (0, SitePlace::Residual(AdapterSite::FeedForwardOutput), 4),
+                (2, SitePlace::Residual(AdapterSite::FeedForwardOutput), 2)
             ]
         );
         assert_eq!(report.replaced, 6, "the houlsby adapters are removed first");

@@ -46,6 +46,10 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum AdapterMethod {
     /// Bottleneck adapters (Houlsby, Pfeiffer, parallel).
     Bottleneck(AdapterConfig),
+    /// LoRA modules (Hu et al. 2021), saved as adapter `default` (loaded under that name).
+    Lora(crate::lora::LoraConfig),
+    /// IA³ vectors (Liu et al. 2022), saved as adapter `default`.
+    Ia3(crate::ia3::Ia3Config),
     /// No adapter modules: only a task head (and whatever the trainable selection names).
     HeadOnly,
     /// An AdapterFusion layer over adapters that are loaded separately.

@@ -9,6 +9,10 @@
 //! | [`site`] | [`AdapterLayer`], the one site type every model embeds: named adapters and fusion layers, the active setup, AdapterDrop; the composition maths |
 //! | [`setup`] | [`Setup`]: AdapterHub's composition blocks (`Stack`, `Parallel`, `BatchSplit`, `Average`, `Fuse`) and per-example routing, with AdapterHub's nesting rules |
 //! | [`fusion`] | [`AdapterFusion`] and [`FusionConfig`] (Pfeiffer et al. 2021) |
+//! | [`lora`] | LoRA (Hu et al. 2021): [`LoraConfig`], [`LoraModule`], the targetable projections [`LinearTarget`] |
+//! | [`ia3`] | IA³ (Liu et al. 2022): [`Ia3Config`], [`Ia3Module`] (PEFT's `feedforward_modules` semantics) |
+//! | [`linear_site`] | [`LinearSite`], the linear layer type models use for targetable projections: frozen base, named LoRA modules and IA³ vectors, merge/unmerge |
+//! | [`method`] | [`MethodConfig`]: the config of any kind of named adapter (bottleneck, LoRA) |
 //! | [`named`] | [`Named`]: modules kept by name (task heads) |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
 //! | [`host`] | [`host::host_resident`]: whether a device keeps tensors in host memory (CPU fast paths) |
@@ -17,6 +21,7 @@
 //! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
 //! | [`adapter_drop`] | [`AdapterDrop`] (Rücklé et al. 2021): skipped blocks, random per-block dropping in training |
 //! | [`attach`] | the verbs over any [`AdapterHost`]: [`add_adapter`], [`delete_adapter`], [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`], [`attach_adapters`] (the one-adapter shortcut) |
+//! | [`peft`](mod@peft) | Hugging Face PEFT 0.21 LoRA directories both directions: `adapter_config.json`, `adapter_model.safetensors`, PEFT's `target_modules` rule |
 //! | [`adapterhub`] | AdapterHub's file format (`adapters` 1.3.0) both directions: `adapter_config.json`, `head_config.json`, fusion files, key names |
 //! | [`error`] | [`PeftError`] |
 //!
@@ -57,7 +62,13 @@ pub mod file;
 pub mod freeze;
 pub mod fusion;
 pub mod host;
+pub mod ia3;
+mod linear_attach;
+pub mod linear_site;
+pub mod lora;
+pub mod method;
 pub mod named;
+pub mod peft;
 pub mod setup;
 pub mod site;
 #[cfg(test)]
@@ -66,9 +77,10 @@ mod testing;
 pub use activation::Activation;
 pub use adapter_drop::{AdapterDrop, set_adapter_drop};
 pub use attach::{
-    AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER, active_setup, adapters,
-    add_adapter, add_fusion, attach_adapters, check_active_batch, delete_adapter, delete_fusion,
-    fusion_regularization, fusions, parallel_channels, remove_adapters, set_active, sites,
+    AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER, SitePlace,
+    active_setup, adapters, add_adapter, add_fusion, attach_adapters, check_active_batch,
+    delete_adapter, delete_fusion, fusion_regularization, fusions, linear_sites, merge_adapter,
+    parallel_channels, remove_adapters, set_active, sites, unmerge_adapter,
 };
 pub use bottleneck::{BottleneckAdapter, residual_site};
 pub use config::{
@@ -85,6 +97,10 @@ pub use freeze::{
     param_summary, randomize_matching,
 };
 pub use fusion::{AdapterFusion, FusionConfig};
+pub use ia3::{Ia3Config, Ia3Init, Ia3Module};
+pub use linear_site::{BaseLayout, LinearSite};
+pub use lora::{LinearTarget, LoraConfig, LoraInit, LoraModule};
+pub use method::{MethodConfig, MethodKind};
 pub use named::Named;
 pub use setup::Setup;
 pub use site::{AdapterLayer, FusionMeta, replicate_batch};

@@ -74,7 +74,7 @@ fn adapters_are_listed_named_and_independent() {
     assert_eq!(list[0].sites.len(), 6);
     assert_eq!(list[0].params, 6 * (8 * 4 + 4 + 4 * 8 + 8));
     assert_eq!(list[1].sites.len(), 3);
-    assert_eq!(list[1].config, pfeiffer_scaled());
+    assert_eq!(list[1].config, pfeiffer_scaled().into());
     assert!(matches!(
         add_adapter(&mut toy, "a", &AdapterConfig::pfeiffer(2.0), &device),
         Err(PeftError::AlreadyExists { .. })

@@ -411,7 +411,11 @@ pub fn load_adapterhub_weights<M: HubModel>(
     let ln_before = adapters(module)
         .iter()
         .find(|a| a.name == DEFAULT_ADAPTER)
-        .is_some_and(|a| a.config.bottleneck.ln_before);
+        .is_some_and(|a| {
+            a.config
+                .bottleneck()
+                .is_some_and(|c| c.bottleneck.ln_before)
+        });
     let needle = format!(".{}.{DEFAULT_ADAPTER}.", keys.our_adapters);
     let placed = place(
         module,

@@ -5,6 +5,7 @@
 //! | [`bert`] | BERT and RoBERTa (post-LN encoder): config, embeddings, attention, layer, model, checkpoint names |
 //! | [`gpt2`] | GPT-2 (pre-LN decoder, tied LM head): config, Conv1D, attention, block, model, checkpoint names, KV-cached generation, causal LM loss |
 //! | [`head`] (= `bert::head`) | task heads: [`head::ClassificationHead`] and [`head::BertClassifier`] with named heads |
+//! | [`peft`](mod@peft) | Hugging Face PEFT 0.21 `SEQ_CLS` directories for the BERT classifier (LoRA + `modules_to_save` classifier): [`peft::load_peft_classifier`], [`peft::save_peft_classifier`]; the format is [`peft_core::peft`], module names in `bert/weights.rs` and `gpt2/weights.rs` |
 //! | [`adapterhub`] | AdapterHub (`adapters` 1.3.0) directories both ways: adapters, classification heads and fusion layers ([`adapterhub::load_adapterhub`], [`adapterhub::load_adapterhub_classifier`], [`adapterhub::save_adapterhub_classifier`], …); the format itself is [`peft_core::adapterhub`] |
 //! | [`golden`] | golden tensor files for parity tests against PyTorch |
 //! | [`checkpoint`] | loading `model.safetensors` / `pytorch_model.bin` with burn-store, load reports |
@@ -30,6 +31,7 @@ pub mod gpt2;
 pub mod hub;
 mod json;
 pub mod limits;
+pub mod peft;
 #[cfg(any(test, feature = "test-server"))]
 #[doc(hidden)]
 pub mod test_server;

@@ -91,7 +91,7 @@ fn bert_adapters_and_fusion_from_adapterhub() {
     // the config decides the kind: `c` is a parallel adapter
     let c = adapters(&model).into_iter().find(|a| a.name == "c");
     assert_eq!(
-        c.map(|c| c.config.placement.composition),
+        c.and_then(|c| c.config.bottleneck().map(|b| b.placement.composition)),
         Some(Composition::Parallel)
     );
     for name in ["a", "b", "c", "d"] {

@@ -158,6 +158,19 @@ pub fn load_classifier_adapter(
         AdapterMethod::Bottleneck(config) => {
             attach_adapters(model, config, device)?;
         }
+        AdapterMethod::Lora(_) | AdapterMethod::Ia3(_) => {
+            let config = match &file.adapter {
+                AdapterMethod::Ia3(c) => peft_core::MethodConfig::from(c),
+                AdapterMethod::Lora(c) => peft_core::MethodConfig::from(c),
+                _ => return Err(PeftError::InvalidConfig("not a LoRA/IA³ file".into()).into()),
+            };
+            remove_adapters(model);
+            peft_core::add_adapter(model, peft_core::DEFAULT_ADAPTER, &config, device)?;
+            peft_core::set_active(
+                model,
+                Some(peft_core::Setup::single(peft_core::DEFAULT_ADAPTER)),
+            )?;
+        }
         AdapterMethod::HeadOnly => {
             remove_adapters(model);
         }

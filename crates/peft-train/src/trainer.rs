@@ -13,8 +13,9 @@ use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{InferenceStep, MetricEarlyStoppingStrategy, StoppingCondition};
 use peft_core::{
-    AdapterConfig, AdapterFile, AdapterMethod, AttachReport, FusionConfig, ParamSummary, Setup,
-    Trainable, add_adapter, add_fusion, freeze_except, param_summary, set_active,
+    AdapterConfig, AdapterFile, AdapterMethod, AttachReport, FusionConfig, Ia3Config, LoraConfig,
+    MethodConfig, ParamSummary, Setup, Trainable, add_adapter, add_fusion, freeze_except,
+    param_summary, set_active,
 };
 use peft_models::bert::BertModel;
 use peft_models::head::{
@@ -45,6 +46,16 @@ pub enum TrainingMethod {
         /// The adapter setup.
         config: AdapterConfig,
     },
+    /// LoRA modules (Hu et al. 2021) and the head; the base is frozen.
+    Lora {
+        /// The LoRA setup.
+        config: LoraConfig,
+    },
+    /// IA³ vectors (Liu et al. 2022) and the head; the base is frozen.
+    Ia3 {
+        /// The IA³ setup.
+        config: Ia3Config,
+    },
     /// Only the head; the base is frozen.
     HeadOnly,
     /// AdapterFusion (Pfeiffer et al. 2021) over adapters the model already holds: the fusion
@@ -64,12 +75,25 @@ impl TrainingMethod {
     /// The parameters that train (and are saved) for task `task` (the adapter and head name).
     pub fn trainable(&self, task: &str) -> Trainable {
         match self {
-            Self::Adapter { .. } => BertClassifier::task_trainable(task),
+            Self::Adapter { .. } | Self::Lora { .. } | Self::Ia3 { .. } => {
+                BertClassifier::task_trainable(task)
+            }
             Self::HeadOnly => Trainable::none().with_pattern(head_pattern(task)),
             Self::Fusion { adapters, .. } => Trainable::none()
                 .with_fusion(adapters)
                 .with_pattern(head_pattern(task)),
             Self::Full => Trainable::none().with_pattern(".*"),
+        }
+    }
+
+    /// The config of the named adapter this method adds (`None` for head-only, fusion and
+    /// full fine-tuning).
+    pub fn adapter_config(&self) -> Option<MethodConfig> {
+        match self {
+            Self::Adapter { config } => Some(MethodConfig::from(config)),
+            Self::Lora { config } => Some(MethodConfig::from(config)),
+            Self::Ia3 { config } => Some(MethodConfig::from(config)),
+            Self::HeadOnly | Self::Fusion { .. } | Self::Full => None,
         }
     }
 
@@ -85,6 +109,26 @@ impl TrainingMethod {
                     "s"
                 },
                 config.placement.composition
+            ),
+            Self::Lora { config } => format!(
+                "lora (r {}, alpha {}, {})",
+                config.rank,
+                config.alpha,
+                config
+                    .targets
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join("+")
+            ),
+            Self::Ia3 { config } => format!(
+                "ia3 ({})",
+                config
+                    .targets
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join("+")
             ),
             Self::HeadOnly => "head-only".into(),
             Self::Fusion { adapters, .. } => format!("fusion of {}", adapters.join(", ")),
@@ -160,6 +204,8 @@ impl ClassifierTrainingConfig {
         }
         match &self.method {
             TrainingMethod::Adapter { config } => config.validate()?,
+            TrainingMethod::Lora { config } => config.validate()?,
+            TrainingMethod::Ia3 { config } => config.validate()?,
             TrainingMethod::Fusion { config, .. } => config.validate()?,
             _ => {}
         }
@@ -245,12 +291,21 @@ pub fn prepare_model(
 ) -> Result<(BertClassifier, Option<AttachReport>, ParamSummary)> {
     model.set_active_head(task)?;
     let attached = match method {
-        TrainingMethod::Adapter { config } => {
+        TrainingMethod::Adapter { .. }
+        | TrainingMethod::Lora { .. }
+        | TrainingMethod::Ia3 { .. } => {
+            let Some(config) = method.adapter_config() else {
+                return Err(peft_core::PeftError::InvalidConfig(format!(
+                    "{} attaches no adapter",
+                    method.name()
+                ))
+                .into());
+            };
             let existing = peft_core::adapters(&model)
                 .into_iter()
                 .find(|a| a.name == task);
             let report = match existing {
-                Some(a) if &a.config == config => None,
+                Some(a) if a.config == config => None,
                 Some(_) => {
                     return Err(peft_core::PeftError::AlreadyExists {
                         kind: "adapter",
@@ -258,7 +313,7 @@ pub fn prepare_model(
                     }
                     .into());
                 }
-                None => Some(add_adapter(&mut model, task, config, device)?),
+                None => Some(add_adapter(&mut model, task, &config, device)?),
             };
             set_active(&mut model, Some(Setup::single(task)))?;
             report
@@ -523,6 +578,8 @@ pub fn train_classifier(
         (method, _) => {
             let method = match method {
                 TrainingMethod::Adapter { config } => AdapterMethod::Bottleneck(config.clone()),
+                TrainingMethod::Lora { config } => AdapterMethod::Lora(config.clone()),
+                TrainingMethod::Ia3 { config } => AdapterMethod::Ia3(config.clone()),
                 TrainingMethod::Fusion { adapters, config } => AdapterMethod::Fusion {
                     adapters: adapters.clone(),
                     config: config.clone(),

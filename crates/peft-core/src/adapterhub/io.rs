@@ -184,9 +184,18 @@ pub fn save_hub_adapter<H: AdapterHost + Module>(
                 .join(", "),
         });
     };
-    let file = HubAdapterFile::new(name, &adapter.config, info)?;
+    let Some(config) = adapter.config.bottleneck() else {
+        return Err(PeftError::Unsupported {
+            field: "method".into(),
+            message: format!(
+                "adapter `{name}` is a {} adapter; AdapterHub directories hold bottleneck adapters here",
+                adapter.config.kind().name()
+            ),
+        });
+    };
+    let file = HubAdapterFile::new(name, config, info)?;
     let json = file.to_json()?;
-    let ln_before = adapter.config.bottleneck.ln_before;
+    let ln_before = config.bottleneck.ln_before;
     let bytes = hub_bytes(model, &|p| keys.adapter_keys(p, name, name, ln_before))?;
     create_dir(dir)?;
     write_atomic(&dir.join(WEIGHTS_SAFETENSORS), &bytes)?;

@@ -1,23 +1,23 @@
 //! BERT self-attention with a padding mask, and its output sub-layer (the first adapter site).
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
-use peft_core::AdapterLayer;
 use peft_core::dropout::dropout;
+use peft_core::{AdapterLayer, LinearSite};
 
 use super::config::BertConfig;
 
 /// Multi-head self-attention projections (HF `attention.self`).
 #[derive(Module, Debug)]
 pub struct BertSelfAttention {
-    /// Query projection.
-    pub query: Linear,
-    /// Key projection.
-    pub key: Linear,
-    /// Value projection.
-    pub value: Linear,
+    /// Query projection (a LoRA target).
+    pub query: LinearSite,
+    /// Key projection (a LoRA target).
+    pub key: LinearSite,
+    /// Value projection (a LoRA target).
+    pub value: LinearSite,
     /// Dropout on attention probabilities.
     pub dropout: Dropout,
     /// Number of heads.
@@ -30,9 +30,9 @@ impl BertSelfAttention {
     fn new(config: &BertConfig, device: &Device) -> Self {
         let h = config.hidden_size;
         Self {
-            query: LinearConfig::new(h, h).init(device),
-            key: LinearConfig::new(h, h).init(device),
-            value: LinearConfig::new(h, h).init(device),
+            query: LinearSite::from_linear(LinearConfig::new(h, h).init(device)),
+            key: LinearSite::from_linear(LinearConfig::new(h, h).init(device)),
+            value: LinearSite::from_linear(LinearConfig::new(h, h).init(device)),
             dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
             num_heads: config.num_attention_heads,
             head_dim: config.head_dim(),
@@ -62,8 +62,8 @@ impl BertSelfAttention {
 /// (HF `attention.output`).
 #[derive(Module, Debug)]
 pub struct BertSelfOutput {
-    /// Output projection.
-    pub dense: Linear,
+    /// Output projection (a LoRA target).
+    pub dense: LinearSite,
     /// HF `LayerNorm`.
     pub layer_norm: LayerNorm,
     /// Dropout on the projection.
@@ -76,7 +76,7 @@ impl BertSelfOutput {
     fn new(config: &BertConfig, device: &Device) -> Self {
         let h = config.hidden_size;
         Self {
-            dense: LinearConfig::new(h, h).init(device),
+            dense: LinearSite::from_linear(LinearConfig::new(h, h).init(device)),
             layer_norm: LayerNormConfig::new(h)
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),

@@ -8,8 +8,8 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 use peft_core::{
-    AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo, DEFAULT_ADAPTER, HeadInfo, Named, Setup,
-    Trainable,
+    AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo, DEFAULT_ADAPTER, HeadInfo, LinearSite,
+    LinearTarget, Named, Setup, Trainable,
 };
 
 use super::{BertConfig, BertInput, BertModel, cls};
@@ -512,6 +512,14 @@ impl AdapterHost for BertClassifier {
 
     fn adapter_layer_mut(&mut self, layer: usize, site: AdapterSite) -> Option<&mut AdapterLayer> {
         self.bert.adapter_layer_mut(layer, site)
+    }
+
+    fn linear_site(&self, layer: usize, target: LinearTarget) -> Option<&LinearSite> {
+        self.bert.linear_site(layer, target)
+    }
+
+    fn linear_site_mut(&mut self, layer: usize, target: LinearTarget) -> Option<&mut LinearSite> {
+        self.bert.linear_site_mut(layer, target)
     }
 }
 

@@ -1,10 +1,10 @@
 //! One post-LN BERT encoder layer with its two adapter sites.
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, LinearConfig};
 use burn::tensor::{Device, Tensor};
-use peft_core::AdapterLayer;
 use peft_core::dropout::dropout;
+use peft_core::{AdapterLayer, LinearSite};
 
 use super::attention::BertAttention;
 use super::config::{BertConfig, HiddenAct};
@@ -12,8 +12,8 @@ use super::config::{BertConfig, HiddenAct};
 /// Feed-forward up-projection and activation (HF `intermediate`).
 #[derive(Module, Debug)]
 pub struct BertIntermediate {
-    /// `hidden -> intermediate`.
-    pub dense: Linear,
+    /// `hidden -> intermediate` (a LoRA target).
+    pub dense: LinearSite,
     /// The activation.
     #[module(skip)]
     pub act: HiddenAct,
@@ -23,8 +23,8 @@ pub struct BertIntermediate {
 /// (HF `output`).
 #[derive(Module, Debug)]
 pub struct BertOutput {
-    /// `intermediate -> hidden`.
-    pub dense: Linear,
+    /// `intermediate -> hidden` (a LoRA target).
+    pub dense: LinearSite,
     /// HF `LayerNorm`.
     pub layer_norm: LayerNorm,
     /// Dropout on the projection.
@@ -51,11 +51,15 @@ impl BertLayer {
         Self {
             attention: BertAttention::new(config, device),
             intermediate: BertIntermediate {
-                dense: LinearConfig::new(h, config.intermediate_size).init(device),
+                dense: LinearSite::from_linear(
+                    LinearConfig::new(h, config.intermediate_size).init(device),
+                ),
                 act: config.hidden_act,
             },
             output: BertOutput {
-                dense: LinearConfig::new(config.intermediate_size, h).init(device),
+                dense: LinearSite::from_linear(
+                    LinearConfig::new(config.intermediate_size, h).init(device),
+                ),
                 layer_norm: LayerNormConfig::new(h)
                     .with_epsilon(config.layer_norm_eps)
                     .init(device),

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, activation};
-use peft_core::{AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo};
+use peft_core::{AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo, LinearSite, LinearTarget};
 
 use super::config::BertConfig;
 use super::embeddings::BertEmbeddings;
@@ -254,6 +254,32 @@ impl AdapterHost for BertModel {
         Some(match site {
             AdapterSite::AttentionOutput => &mut layer.attention.output.adapters,
             AdapterSite::FeedForwardOutput => &mut layer.output.adapters,
+        })
+    }
+
+    fn linear_site(&self, layer: usize, target: LinearTarget) -> Option<&LinearSite> {
+        let layer = self.encoder.layer.get(layer)?;
+        Some(match target {
+            LinearTarget::Query => &layer.attention.self_attn.query,
+            LinearTarget::Key => &layer.attention.self_attn.key,
+            LinearTarget::Value => &layer.attention.self_attn.value,
+            LinearTarget::AttentionOutput => &layer.attention.output.dense,
+            LinearTarget::FeedForwardIn => &layer.intermediate.dense,
+            LinearTarget::FeedForwardOut => &layer.output.dense,
+            LinearTarget::QueryKeyValue => return None,
+        })
+    }
+
+    fn linear_site_mut(&mut self, layer: usize, target: LinearTarget) -> Option<&mut LinearSite> {
+        let layer = self.encoder.layer.get_mut(layer)?;
+        Some(match target {
+            LinearTarget::Query => &mut layer.attention.self_attn.query,
+            LinearTarget::Key => &mut layer.attention.self_attn.key,
+            LinearTarget::Value => &mut layer.attention.self_attn.value,
+            LinearTarget::AttentionOutput => &mut layer.attention.output.dense,
+            LinearTarget::FeedForwardIn => &mut layer.intermediate.dense,
+            LinearTarget::FeedForwardOut => &mut layer.output.dense,
+            LinearTarget::QueryKeyValue => return None,
         })
     }
 }

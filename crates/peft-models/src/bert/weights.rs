@@ -4,12 +4,50 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use peft_core::adapterhub::HubKeys;
-use peft_core::{AdapterSite, Trainable};
+use peft_core::peft::PeftKeys;
+use peft_core::{AdapterSite, LinearTarget, Trainable};
 
 use super::config::{BertConfig, PositionScheme};
 use super::model::BertModel;
 use crate::checkpoint::{LoadReport, find_checkpoint, load_hf_checkpoint};
 use crate::error::Result;
+
+/// Hugging Face PEFT's module names for BERT's LoRA targets: `BertModel`'s own names, under
+/// `bert.` in `BertFor*` models (and `roberta.` for RoBERTa); we write `BertModel`'s.
+pub const BERT_PEFT_KEYS: PeftKeys = PeftKeys {
+    model_prefixes: &["", "bert.", "roberta."],
+    targets: &BERT_PEFT_TARGETS,
+};
+
+/// The same for `BertForSequenceClassification` files (PEFT's `SEQ_CLS`): we write `bert.`.
+pub const BERT_SEQ_CLS_PEFT_KEYS: PeftKeys = PeftKeys {
+    model_prefixes: &["bert.", "", "roberta."],
+    targets: &BERT_PEFT_TARGETS,
+};
+
+const BERT_PEFT_TARGETS: [(LinearTarget, &str); 6] = [
+    (
+        LinearTarget::Query,
+        "encoder.layer.{i}.attention.self.query",
+    ),
+    (LinearTarget::Key, "encoder.layer.{i}.attention.self.key"),
+    (
+        LinearTarget::Value,
+        "encoder.layer.{i}.attention.self.value",
+    ),
+    (
+        LinearTarget::AttentionOutput,
+        "encoder.layer.{i}.attention.output.dense",
+    ),
+    (
+        LinearTarget::FeedForwardIn,
+        "encoder.layer.{i}.intermediate.dense",
+    ),
+    (
+        LinearTarget::FeedForwardOut,
+        "encoder.layer.{i}.output.dense",
+    ),
+];
 
 /// Checkpoint key -> module path rewrites: optional `bert.` prefix (`BertFor*` heads),
 /// `LayerNorm` -> `layer_norm`, `attention.self` -> `attention.self_attn`.

@@ -5,8 +5,8 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
-use peft_core::AdapterLayer;
 use peft_core::dropout::dropout;
+use peft_core::{AdapterLayer, LinearSite};
 
 use super::config::Gpt2Config;
 use super::conv1d::Conv1D;
@@ -38,9 +38,9 @@ impl LayerKv {
 #[derive(Module, Debug)]
 pub struct Gpt2Attention {
     /// Fused query/key/value projection `n_embd -> 3 * n_embd` (`[in, out]` weight).
-    pub c_attn: Conv1D,
+    pub c_attn: LinearSite,
     /// Output projection `n_embd -> n_embd`.
-    pub c_proj: Conv1D,
+    pub c_proj: LinearSite,
     /// Dropout on attention probabilities (`attn_pdrop`).
     pub attn_dropout: Dropout,
     /// Dropout on the projected output (`resid_pdrop`).
@@ -60,8 +60,8 @@ impl Gpt2Attention {
         let d = config.n_embd;
         let std = config.initializer_range;
         Self {
-            c_attn: Conv1D::new(d, 3 * d, std, device),
-            c_proj: Conv1D::new(d, d, std, device),
+            c_attn: Conv1D::new(d, 3 * d, std, device).into_site(),
+            c_proj: Conv1D::new(d, d, std, device).into_site(),
             attn_dropout: DropoutConfig::new(config.attn_pdrop).init(),
             resid_dropout: DropoutConfig::new(config.resid_pdrop).init(),
             adapters: AdapterLayer::new(),

@@ -3,8 +3,8 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
-use peft_core::AdapterLayer;
 use peft_core::dropout::dropout;
+use peft_core::{AdapterLayer, LinearSite};
 
 use super::attention::{Gpt2Attention, LayerKv};
 use super::config::Gpt2Config;
@@ -16,9 +16,9 @@ use crate::bert::HiddenAct;
 #[derive(Module, Debug)]
 pub struct Gpt2Mlp {
     /// Up-projection `n_embd -> n_inner`.
-    pub c_fc: Conv1D,
+    pub c_fc: LinearSite,
     /// Down-projection `n_inner -> n_embd`.
-    pub c_proj: Conv1D,
+    pub c_proj: LinearSite,
     /// Dropout on the output (`resid_pdrop`).
     pub dropout: Dropout,
     /// The adapters at [`peft_core::AdapterSite::FeedForwardOutput`] (after the output dropout,
@@ -34,8 +34,8 @@ impl Gpt2Mlp {
     pub fn new(config: &Gpt2Config, device: &Device) -> Self {
         let std = config.initializer_range;
         Self {
-            c_fc: Conv1D::new(config.n_embd, config.n_inner, std, device),
-            c_proj: Conv1D::new(config.n_inner, config.n_embd, std, device),
+            c_fc: Conv1D::new(config.n_embd, config.n_inner, std, device).into_site(),
+            c_proj: Conv1D::new(config.n_inner, config.n_embd, std, device).into_site(),
             dropout: DropoutConfig::new(config.resid_pdrop).init(),
             adapters: AdapterLayer::new(),
             act: config.activation_function,

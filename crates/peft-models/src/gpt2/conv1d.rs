@@ -9,6 +9,7 @@
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
+use peft_core::{BaseLayout, LinearSite};
 
 /// `y = x W + b` with `W` stored `[in, out]` (Hugging Face `transformers.pytorch_utils.Conv1D`).
 #[derive(Module, Debug)]
@@ -37,6 +38,12 @@ impl Conv1D {
     /// Output width.
     pub fn d_out(&self) -> usize {
         self.weight.lazy_shape().dims::<2>()[1]
+    }
+
+    /// This layer as a [`LinearSite`] (a LoRA target) that keeps the `Conv1D` layout in
+    /// checkpoints.
+    pub fn into_site(self) -> LinearSite {
+        LinearSite::new(self.weight, Some(self.bias), BaseLayout::Conv1D)
     }
 
     /// `[..., in]` -> `[..., out]`.

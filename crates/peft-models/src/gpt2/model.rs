@@ -6,7 +6,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
-use peft_core::{AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo};
+use peft_core::{AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo, LinearSite, LinearTarget};
 
 use super::attention::{LayerKv, attention_bias};
 use super::block::Gpt2Block;
@@ -227,6 +227,28 @@ impl AdapterHost for Gpt2Model {
         Some(match site {
             AdapterSite::AttentionOutput => &mut block.attn.adapters,
             AdapterSite::FeedForwardOutput => &mut block.mlp.adapters,
+        })
+    }
+
+    fn linear_site(&self, layer: usize, target: LinearTarget) -> Option<&LinearSite> {
+        let block = self.h.get(layer)?;
+        Some(match target {
+            LinearTarget::QueryKeyValue => &block.attn.c_attn,
+            LinearTarget::AttentionOutput => &block.attn.c_proj,
+            LinearTarget::FeedForwardIn => &block.mlp.c_fc,
+            LinearTarget::FeedForwardOut => &block.mlp.c_proj,
+            LinearTarget::Query | LinearTarget::Key | LinearTarget::Value => return None,
+        })
+    }
+
+    fn linear_site_mut(&mut self, layer: usize, target: LinearTarget) -> Option<&mut LinearSite> {
+        let block = self.h.get_mut(layer)?;
+        Some(match target {
+            LinearTarget::QueryKeyValue => &mut block.attn.c_attn,
+            LinearTarget::AttentionOutput => &mut block.attn.c_proj,
+            LinearTarget::FeedForwardIn => &mut block.mlp.c_fc,
+            LinearTarget::FeedForwardOut => &mut block.mlp.c_proj,
+            LinearTarget::Query | LinearTarget::Key | LinearTarget::Value => return None,
         })
     }
 }

@@ -11,12 +11,26 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use peft_core::adapterhub::HubKeys;
-use peft_core::{AdapterSite, Trainable};
+use peft_core::peft::PeftKeys;
+use peft_core::{AdapterSite, LinearTarget, Trainable};
 
 use super::config::Gpt2Config;
 use super::model::Gpt2Model;
 use crate::checkpoint::{LoadReport, find_checkpoint, load_hf_checkpoint};
 use crate::error::Result;
+
+/// Hugging Face PEFT's module names for GPT-2's LoRA targets (`GPT2LMHeadModel` puts them
+/// under `transformer.`; `c_attn` is the fused query/key/value `Conv1D`, so PEFT's LoRA on it
+/// is one module over the fused output).
+pub const GPT2_PEFT_KEYS: PeftKeys = PeftKeys {
+    model_prefixes: &["transformer.", ""],
+    targets: &[
+        (LinearTarget::QueryKeyValue, "h.{i}.attn.c_attn"),
+        (LinearTarget::AttentionOutput, "h.{i}.attn.c_proj"),
+        (LinearTarget::FeedForwardIn, "h.{i}.mlp.c_fc"),
+        (LinearTarget::FeedForwardOut, "h.{i}.mlp.c_proj"),
+    ],
+};
 
 /// Checkpoint key -> module path rewrites: the optional `transformer.` prefix.
 pub const GPT2_KEY_REMAP: [(&str, &str); 1] = [(r"^transformer\.", "")];

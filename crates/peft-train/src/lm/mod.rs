@@ -30,8 +30,8 @@ use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::train::metric::LossMetric;
 use peft_core::{
-    AdapterConfig, AdapterFile, AdapterMethod, Trainable, attach_adapters, freeze_except,
-    param_summary,
+    AdapterConfig, AdapterFile, AdapterMethod, DEFAULT_ADAPTER, MethodConfig, Setup, Trainable,
+    add_adapter, attach_adapters, freeze_except, param_summary, remove_adapters, set_active,
 };
 use peft_models::gpt2::{Gpt2Model, causal_lm_loss};
 use serde::Serialize;
@@ -51,6 +51,10 @@ pub struct LmTrainingConfig {
     /// The adapters (the base is frozen). Default: Pfeiffer, reduction factor 16.
     #[config(default = "AdapterConfig::pfeiffer(16.0)")]
     pub adapter: AdapterConfig,
+    /// Train a named adapter of another method (LoRA, IA³) instead of [`Self::adapter`].
+    /// Default: none.
+    #[config(default = "None")]
+    pub method: Option<MethodConfig>,
     /// Optimiser and schedule. Default: [`OptimConfig::new`].
     #[config(default = "OptimConfig::new()")]
     pub optim: OptimConfig,
@@ -91,6 +95,9 @@ impl LmTrainingConfig {
     pub fn validate(&self) -> Result<()> {
         loop_config!(self).validate()?;
         self.adapter.validate()?;
+        if let Some(method) = &self.method {
+            method.validate()?;
+        }
         self.optim.validate()
     }
 }
@@ -283,7 +290,10 @@ pub fn train_causal_lm(
     }
     let signature = serde_json::json!({
         "task": "causal_lm",
-        "method": config.adapter,
+        "method": match &config.method {
+            Some(method) => serde_json::json!({ "named": method }),
+            None => serde_json::json!(config.adapter),
+        },
         "model": model.base_info(),
         "model_id": config.model_id,
         "batch_size": config.batch_size,
@@ -313,7 +323,15 @@ pub fn train_causal_lm(
         run_data,
         &spec,
         |mut model, device| {
-            let attached = attach_adapters(&mut model, &config.adapter, device)?;
+            let attached = match &config.method {
+                Some(method) => {
+                    remove_adapters(&mut model);
+                    let report = add_adapter(&mut model, DEFAULT_ADAPTER, method, device)?;
+                    set_active(&mut model, Some(Setup::single(DEFAULT_ADAPTER)))?;
+                    report
+                }
+                None => attach_adapters(&mut model, &config.adapter, device)?,
+            };
             let model = freeze_except(model, &trainable)?;
             let summary = param_summary(&model, &trainable)?;
             Ok((model, (attached, summary)))
@@ -332,21 +350,26 @@ pub fn train_causal_lm(
 
     // Artefacts.
     let final_eval = evaluate_lm(&model, &data.valid, config.eval_batch_size)?;
-    let file = AdapterFile::new(
-        AdapterMethod::Bottleneck(config.adapter.clone()),
-        model.base_info(),
-        &trainable,
-    );
+    let method = match &config.method {
+        Some(MethodConfig::Lora(c)) => AdapterMethod::Lora(c.clone()),
+        Some(MethodConfig::Ia3(c)) => AdapterMethod::Ia3(c.clone()),
+        Some(MethodConfig::Bottleneck(c)) => AdapterMethod::Bottleneck(c.clone()),
+        None => AdapterMethod::Bottleneck(config.adapter.clone()),
+    };
+    let file = AdapterFile::new(method, model.base_info(), &trainable);
     let (adapter_dir, adapter_bytes) = save_adapter_artefact(&model, out, interrupted, &file)?;
     write_json(&out.join("training_config.json"), config)?;
     let placement = &config.adapter.placement;
     let report = LmTrainingReport {
-        method: format!(
-            "adapter ({} site{}, {:?})",
-            placement.sites.len(),
-            if placement.sites.len() == 1 { "" } else { "s" },
-            placement.composition
-        ),
+        method: match &config.method {
+            Some(method) => method.kind().name().to_string(),
+            None => format!(
+                "adapter ({} site{}, {:?})",
+                placement.sites.len(),
+                if placement.sites.len() == 1 { "" } else { "s" },
+                placement.composition
+            ),
+        },
         trainable_params: summary.trainable,
         total_params: summary.total,
         adapters_attached: attached.attached.len(),
