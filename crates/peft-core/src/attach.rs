@@ -8,6 +8,7 @@ use crate::ia3::Ia3Config;
 use crate::linear_site::LinearSite;
 use crate::lora::{LinearTarget, LoraConfig};
 use crate::method::{MethodConfig, MethodKind};
+use crate::prefix::{PrefixPool, PrefixTuningConfig};
 use crate::setup::Setup;
 use crate::site::AdapterLayer;
 
@@ -18,6 +19,8 @@ pub enum SitePlace {
     Residual(AdapterSite),
     /// A linear projection (LoRA).
     Linear(LinearTarget),
+    /// The keys and values of self-attention (prefix tuning).
+    AttentionPrefix,
 }
 
 impl SitePlace {
@@ -26,6 +29,7 @@ impl SitePlace {
         match self {
             Self::Residual(s) => s.name(),
             Self::Linear(t) => t.name(),
+            Self::AttentionPrefix => "attention_prefix",
         }
     }
 }
@@ -121,6 +125,18 @@ pub trait AdapterHost {
         let _ = (layer, target);
         None
     }
+    /// The model's prefix-tuning pool, or `None` if it takes no prefixes (the default).
+    fn prefix_pool(&self) -> Option<&PrefixPool> {
+        None
+    }
+    /// The same, mutable.
+    fn prefix_pool_mut(&mut self) -> Option<&mut PrefixPool> {
+        None
+    }
+    /// Attention heads per layer (the shape of prefix-tuning prefixes); 0 when unknown.
+    fn num_attention_heads(&self) -> usize {
+        0
+    }
 }
 
 /// Every linear site of `host`, with its block index and target.
@@ -214,6 +230,23 @@ pub fn adapters<H: AdapterHost + ?Sized>(host: &H) -> Vec<AdapterInfo> {
             record(&mut out, name, || config.into(), params, place, merged);
         }
     }
+    if let Some(pool) = host.prefix_pool() {
+        for (name, config, module) in pool.adapters().iter() {
+            let params = burn::module::Module::num_params(module);
+            let sites = module
+                .layers
+                .iter()
+                .map(|&l| (l, SitePlace::AttentionPrefix))
+                .collect();
+            out.push(AdapterInfo {
+                name: name.to_string(),
+                config: config.into(),
+                params,
+                sites,
+                merged: false,
+            });
+        }
+    }
     out
 }
 
@@ -285,6 +318,7 @@ pub fn add_adapter<H: AdapterHost + ?Sized, C: Clone + Into<MethodConfig>>(
         MethodConfig::Bottleneck(c) => add_bottleneck(host, name, &c, device),
         MethodConfig::Lora(c) => add_lora(host, name, &c, device),
         MethodConfig::Ia3(c) => add_ia3(host, name, &c, device),
+        MethodConfig::PrefixTuning(c) => add_prefix(host, name, &c, device),
     }
 }
 
@@ -383,6 +417,59 @@ fn add_ia3<H: AdapterHost + ?Sized>(
     Ok(report)
 }
 
+fn add_prefix<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    name: &str,
+    config: &PrefixTuningConfig,
+    device: &burn::tensor::Device,
+) -> Result<AttachReport> {
+    config.validate()?;
+    let num_layers = host.num_layers();
+    check_layers("leave_out", &config.leave_out, num_layers)?;
+    let heads = host.num_attention_heads();
+    let d_model = host.d_model();
+    if host.prefix_pool().is_none() || heads == 0 || !d_model.is_multiple_of(heads) {
+        return Err(PeftError::NothingMatched(
+            "this model takes no prefix-tuning prefixes".into(),
+        ));
+    }
+    let module = config.init(config.layers(num_layers), heads, d_model / heads, device)?;
+    // One module serves every layer: its parameters are reported on the first.
+    let total = burn::module::Module::num_params(&module);
+    let mut report = AttachReport::default();
+    for (i, &layer) in module.layers.iter().enumerate() {
+        report.attached.push(AttachedSite {
+            layer,
+            site: SitePlace::AttentionPrefix,
+            bottleneck: config.prefix_length,
+            params: if i == 0 { total } else { 0 },
+        });
+    }
+    if let Some(pool) = host.prefix_pool_mut() {
+        pool.insert(name, config.clone(), module);
+    }
+    Ok(report)
+}
+
+/// Collapse prefix-tuning adapter `name`'s re-parameterisation MLP into plain prefixes
+/// (AdapterHub's `eject_prefix_tuning`): outputs are unchanged, the MLP parameters are gone and
+/// the adapter's config reads `flat: true`. Do this before saving for inference.
+///
+/// Errors: no such adapter, or not a prefix-tuning adapter.
+pub fn eject_prefix<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Result<()> {
+    let info = require_adapter(host, name)?;
+    if info.config.kind() != MethodKind::PrefixTuning {
+        return Err(PeftError::InvalidSetup(format!(
+            "adapter `{name}` is a {} adapter, not prefix tuning",
+            info.config.kind().name()
+        )));
+    }
+    if let Some(pool) = host.prefix_pool_mut() {
+        pool.eject(name);
+    }
+    Ok(())
+}
+
 fn add_bottleneck<H: AdapterHost + ?Sized>(
     host: &mut H,
     name: &str,
@@ -468,6 +555,14 @@ pub fn delete_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Resu
             s.set_active(None);
         }
     });
+    if let Some(pool) = host.prefix_pool_mut() {
+        if pool.remove(name) {
+            removed += 1;
+        }
+        if uses {
+            pool.set_active(None);
+        }
+    }
     Ok(removed)
 }
 
@@ -587,6 +682,9 @@ pub fn set_active<H: AdapterHost + ?Sized>(host: &mut H, setup: Option<Setup>) -
     }
     for_each_site(host, |_, _, s| s.set_active(setup.clone()));
     for_each_linear(host, |_, _, s| s.set_active(setup.clone()));
+    if let Some(pool) = host.prefix_pool_mut() {
+        pool.set_active(setup);
+    }
     Ok(())
 }
 
@@ -596,7 +694,7 @@ fn check_linear_setup(setup: &Setup, known: &[AdapterInfo]) -> Result<()> {
     let linear = |n: &str| {
         known
             .iter()
-            .find(|a| a.name == n && a.config.kind().on_linear())
+            .find(|a| a.name == n && a.config.kind().single_or_stack())
             .map(|a| a.config.kind())
     };
     let bad = |n: String, kind: MethodKind, block: &str| {
@@ -829,6 +927,9 @@ pub fn remove_adapters<H: AdapterHost + ?Sized>(host: &mut H) -> usize {
         removed += s.clear();
         s.set_active(None);
     });
+    if let Some(pool) = host.prefix_pool_mut() {
+        removed += pool.clear();
+    }
     removed
 }
 

@@ -12,6 +12,7 @@
 //! | [`lora`] | LoRA (Hu et al. 2021): [`LoraConfig`], [`LoraModule`], the targetable projections [`LinearTarget`] |
 //! | [`ia3`] | IA³ (Liu et al. 2022): [`Ia3Config`], [`Ia3Module`] (PEFT's `feedforward_modules` semantics) |
 //! | [`linear_site`] | [`LinearSite`], the linear layer type models use for targetable projections: frozen base, named LoRA modules and IA³ vectors, merge/unmerge |
+//! | [`prefix`] | prefix tuning (Li & Liang 2021) as AdapterHub's `prefix_tuning`: [`PrefixTuningConfig`], [`PrefixTuningModule`] (re-parameterisation MLP, `eject`), [`PrefixPool`] (what a model holds once) |
 //! | [`method`] | [`MethodConfig`]: the config of any kind of named adapter (bottleneck, LoRA) |
 //! | [`named`] | [`Named`]: modules kept by name (task heads) |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
@@ -66,6 +67,7 @@ pub mod lora;
 pub mod method;
 pub mod named;
 pub mod peft;
+pub mod prefix;
 pub mod setup;
 pub mod site;
 #[cfg(test)]
@@ -75,8 +77,8 @@ pub use activation::Activation;
 pub use attach::{
     AdapterDrop, AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER, SitePlace,
     active_setup, adapters, add_adapter, add_fusion, attach_adapters, check_active_batch,
-    delete_adapter, delete_fusion, fusions, linear_sites, merge_adapter, parallel_channels,
-    remove_adapters, set_active, set_adapter_drop, sites, unmerge_adapter,
+    delete_adapter, delete_fusion, eject_prefix, fusions, linear_sites, merge_adapter,
+    parallel_channels, remove_adapters, set_active, set_adapter_drop, sites, unmerge_adapter,
 };
 pub use bottleneck::{BottleneckAdapter, residual_site};
 pub use config::{
@@ -98,5 +100,6 @@ pub use linear_site::{BaseLayout, LinearSite};
 pub use lora::{LinearTarget, LoraConfig, LoraInit, LoraModule};
 pub use method::{MethodConfig, MethodKind};
 pub use named::Named;
+pub use prefix::{LayerPrefix, PrefixPool, PrefixTuningConfig, PrefixTuningModule};
 pub use setup::Setup;
 pub use site::{AdapterLayer, FusionMeta, replicate_batch};

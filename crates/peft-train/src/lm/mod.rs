@@ -354,6 +354,12 @@ pub fn train_causal_lm(
         Some(MethodConfig::Lora(c)) => AdapterMethod::Lora(c.clone()),
         Some(MethodConfig::Ia3(c)) => AdapterMethod::Ia3(c.clone()),
         Some(MethodConfig::Bottleneck(c)) => AdapterMethod::Bottleneck(c.clone()),
+        Some(MethodConfig::PrefixTuning(_)) => {
+            return Err(TrainError::InvalidConfig(
+                "prefix tuning has no adapter-file method yet: train it with the library API"
+                    .into(),
+            ));
+        }
         None => AdapterMethod::Bottleneck(config.adapter.clone()),
     };
     let file = AdapterFile::new(method, model.base_info(), &trainable);
