@@ -9,6 +9,7 @@ use crate::linear_site::LinearSite;
 use crate::lora::{LinearTarget, LoraConfig};
 use crate::method::{MethodConfig, MethodKind};
 use crate::prefix::{PrefixPool, PrefixTuningConfig};
+use crate::prompt::PromptTuningConfig;
 use crate::setup::Setup;
 use crate::site::AdapterLayer;
 
@@ -21,6 +22,8 @@ pub enum SitePlace {
     Linear(LinearTarget),
     /// The keys and values of self-attention (prefix tuning).
     AttentionPrefix,
+    /// The output of the embedding layer (prompt tuning).
+    Embeddings,
 }
 
 impl SitePlace {
@@ -30,6 +33,7 @@ impl SitePlace {
             Self::Residual(s) => s.name(),
             Self::Linear(t) => t.name(),
             Self::AttentionPrefix => "attention_prefix",
+            Self::Embeddings => "embeddings",
         }
     }
 }
@@ -132,6 +136,10 @@ pub trait AdapterHost {
     /// The same, mutable.
     fn prefix_pool_mut(&mut self) -> Option<&mut PrefixPool> {
         None
+    }
+    /// Whether the model puts a prompt-tuning prompt in front of its embeddings (default: no).
+    fn takes_prompts(&self) -> bool {
+        false
     }
     /// Attention heads per layer (the shape of prefix-tuning prefixes); 0 when unknown.
     fn num_attention_heads(&self) -> usize {
@@ -246,6 +254,15 @@ pub fn adapters<H: AdapterHost + ?Sized>(host: &H) -> Vec<AdapterInfo> {
                 merged: false,
             });
         }
+        for (name, config, module) in pool.prompts().iter() {
+            out.push(AdapterInfo {
+                name: name.to_string(),
+                config: config.into(),
+                params: burn::module::Module::num_params(module),
+                sites: vec![(0, SitePlace::Embeddings)],
+                merged: false,
+            });
+        }
     }
     out
 }
@@ -319,6 +336,7 @@ pub fn add_adapter<H: AdapterHost + ?Sized, C: Clone + Into<MethodConfig>>(
         MethodConfig::Lora(c) => add_lora(host, name, &c, device),
         MethodConfig::Ia3(c) => add_ia3(host, name, &c, device),
         MethodConfig::PrefixTuning(c) => add_prefix(host, name, &c, device),
+        MethodConfig::PromptTuning(c) => add_prompt(host, name, &c, device),
     }
 }
 
@@ -447,6 +465,34 @@ fn add_prefix<H: AdapterHost + ?Sized>(
     }
     if let Some(pool) = host.prefix_pool_mut() {
         pool.insert(name, config.clone(), module);
+    }
+    Ok(report)
+}
+
+fn add_prompt<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    name: &str,
+    config: &PromptTuningConfig,
+    device: &burn::tensor::Device,
+) -> Result<AttachReport> {
+    config.validate()?;
+    if host.prefix_pool().is_none() || !host.takes_prompts() {
+        return Err(PeftError::NothingMatched(
+            "this model takes no prompt-tuning prompt".into(),
+        ));
+    }
+    let module = config.init(host.d_model(), device)?;
+    let report = AttachReport {
+        attached: vec![AttachedSite {
+            layer: 0,
+            site: SitePlace::Embeddings,
+            bottleneck: config.prompt_length,
+            params: burn::module::Module::num_params(&module),
+        }],
+        replaced: 0,
+    };
+    if let Some(pool) = host.prefix_pool_mut() {
+        pool.insert_prompt(name, config.clone(), module);
     }
     Ok(report)
 }

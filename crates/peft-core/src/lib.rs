@@ -13,6 +13,7 @@
 //! | [`ia3`] | IA³ (Liu et al. 2022): [`Ia3Config`], [`Ia3Module`] (PEFT's `feedforward_modules` semantics) |
 //! | [`linear_site`] | [`LinearSite`], the linear layer type models use for targetable projections: frozen base, named LoRA modules and IA³ vectors, merge/unmerge |
 //! | [`prefix`] | prefix tuning (Li & Liang 2021) as AdapterHub's `prefix_tuning`: [`PrefixTuningConfig`], [`PrefixTuningModule`] (re-parameterisation MLP, `eject`), [`PrefixPool`] (what a model holds once) |
+//! | [`prompt`] | prompt tuning (Lester et al. 2021) as AdapterHub's `prompt_tuning`: [`PromptTuningConfig`], [`PromptTuningModule`] (held by the [`PrefixPool`]) |
 //! | [`method`] | [`MethodConfig`]: the config of any kind of named adapter (bottleneck, LoRA) |
 //! | [`named`] | [`Named`]: modules kept by name (task heads) |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
@@ -68,6 +69,7 @@ pub mod method;
 pub mod named;
 pub mod peft;
 pub mod prefix;
+pub mod prompt;
 pub mod setup;
 pub mod site;
 #[cfg(test)]
@@ -101,5 +103,6 @@ pub use lora::{LinearTarget, LoraConfig, LoraInit, LoraModule};
 pub use method::{MethodConfig, MethodKind};
 pub use named::Named;
 pub use prefix::{LayerPrefix, PrefixPool, PrefixTuningConfig, PrefixTuningModule};
+pub use prompt::{PromptCombine, PromptTuningConfig, PromptTuningModule};
 pub use setup::Setup;
 pub use site::{AdapterLayer, FusionMeta, replicate_batch};

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::ia3::Ia3Config;
 use crate::lora::LoraConfig;
 use crate::prefix::PrefixTuningConfig;
+use crate::prompt::PromptTuningConfig;
 
 /// The config of a named adapter, tagged by method.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,8 @@ pub enum MethodConfig {
     Ia3(Ia3Config),
     /// Key/value prefixes inside self-attention (Li & Liang 2021).
     PrefixTuning(PrefixTuningConfig),
+    /// Soft-prompt embeddings in front of the input (Lester et al. 2021).
+    PromptTuning(PromptTuningConfig),
 }
 
 /// The kind of a [`MethodConfig`], for reports and command lines.
@@ -37,6 +40,8 @@ pub enum MethodKind {
     Ia3,
     /// [`MethodConfig::PrefixTuning`].
     PrefixTuning,
+    /// [`MethodConfig::PromptTuning`].
+    PromptTuning,
 }
 
 impl MethodKind {
@@ -47,6 +52,7 @@ impl MethodKind {
             Self::Lora => "lora",
             Self::Ia3 => "ia3",
             Self::PrefixTuning => "prefix_tuning",
+            Self::PromptTuning => "prompt_tuning",
         }
     }
 
@@ -57,7 +63,7 @@ impl MethodKind {
 
     /// Whether this method composes only as a single name or a `Stack` of names.
     pub fn single_or_stack(self) -> bool {
-        self.on_linear() || matches!(self, Self::PrefixTuning)
+        self.on_linear() || matches!(self, Self::PrefixTuning | Self::PromptTuning)
     }
 
     /// Whether this method's modules sit on linear projections ([`crate::LinearSite`]).
@@ -74,6 +80,7 @@ impl MethodConfig {
             Self::Lora(c) => c.validate(),
             Self::Ia3(c) => c.validate(),
             Self::PrefixTuning(c) => c.validate(),
+            Self::PromptTuning(c) => c.validate(),
         }
     }
 
@@ -84,6 +91,7 @@ impl MethodConfig {
             Self::Lora(_) => MethodKind::Lora,
             Self::Ia3(_) => MethodKind::Ia3,
             Self::PrefixTuning(_) => MethodKind::PrefixTuning,
+            Self::PromptTuning(_) => MethodKind::PromptTuning,
         }
     }
 
@@ -155,5 +163,17 @@ impl From<PrefixTuningConfig> for MethodConfig {
 impl From<&PrefixTuningConfig> for MethodConfig {
     fn from(c: &PrefixTuningConfig) -> Self {
         Self::PrefixTuning(c.clone())
+    }
+}
+
+impl From<PromptTuningConfig> for MethodConfig {
+    fn from(c: PromptTuningConfig) -> Self {
+        Self::PromptTuning(c)
+    }
+}
+
+impl From<&PromptTuningConfig> for MethodConfig {
+    fn from(c: &PromptTuningConfig) -> Self {
+        Self::PromptTuning(c.clone())
     }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::error::{PeftError, Result};
 use crate::named::Named;
+use crate::prompt::{PromptTuningConfig, PromptTuningModule};
 use crate::setup::Setup;
 
 /// A prefix-tuning configuration (AdapterHub's `PrefixTuningConfig`).
@@ -321,12 +322,15 @@ impl PrefixTuningModule {
     }
 }
 
-/// The prefix-tuning adapters of a model and the active setup: what a model holds once.
+/// The prefix-tuning and prompt-tuning adapters of a model and the active setup: what a model
+/// holds once (both prepend learned vectors: to the keys/values of every attention layer, or to
+/// the input embeddings).
 ///
-/// Module paths are `<field>.adapters.<name>.prefix_…`.
+/// Module paths are `<field>.adapters.<name>.prefix_…` and `<field>.adapters.<name>.prompt_embedding`.
 #[derive(Debug, Clone, Default)]
 pub struct PrefixPool {
     adapters: Named<PrefixTuningModule, PrefixTuningConfig>,
+    prompts: Named<PromptTuningModule, PromptTuningConfig>,
     active: Option<Setup>,
 }
 
@@ -341,6 +345,33 @@ impl PrefixPool {
         &self.adapters
     }
 
+    /// The prompt-tuning adapters.
+    pub fn prompts(&self) -> &Named<PromptTuningModule, PromptTuningConfig> {
+        &self.prompts
+    }
+
+    /// The prompt-tuning module of adapter `name`, mutable.
+    pub fn prompt_mut(&mut self, name: &str) -> Option<&mut PromptTuningModule> {
+        self.prompts.get_mut(name)
+    }
+
+    /// Add (or replace) prompt-tuning adapter `name`.
+    pub fn insert_prompt(
+        &mut self,
+        name: &str,
+        config: PromptTuningConfig,
+        module: PromptTuningModule,
+    ) {
+        self.prompts.put(name, config, module);
+    }
+
+    /// The prompt that acts: the first adapter of the active setup that is a prompt adapter
+    /// (AdapterHub's `adapter_setup.first()`).
+    pub fn active_prompt(&self) -> Option<&PromptTuningModule> {
+        let setup = self.active.as_ref()?;
+        setup_order(setup).iter().find_map(|n| self.prompts.get(n))
+    }
+
     /// The module of adapter `name`, mutable (to set or inspect its weights).
     pub fn get_mut(&mut self, name: &str) -> Option<&mut PrefixTuningModule> {
         self.adapters.get_mut(name)
@@ -353,13 +384,15 @@ impl PrefixPool {
 
     /// Remove `name`; whether it was there.
     pub fn remove(&mut self, name: &str) -> bool {
-        self.adapters.remove(name).is_some()
+        let prefix = self.adapters.remove(name).is_some();
+        self.prompts.remove(name).is_some() || prefix
     }
 
     /// Remove every adapter; returns how many there were.
     pub fn clear(&mut self) -> usize {
-        let n = self.adapters.len();
+        let n = self.adapters.len() + self.prompts.len();
         self.adapters = Named::new();
+        self.prompts = Named::new();
         self.active = None;
         n
     }
@@ -422,12 +455,14 @@ fn setup_order(setup: &Setup) -> Vec<String> {
 
 impl Module for PrefixPool {
     fn collect_devices(&self, devices: Devices) -> Devices {
-        self.adapters.collect_devices(devices)
+        self.prompts
+            .collect_devices(self.adapters.collect_devices(devices))
     }
 
     fn fork(self, device: &Device) -> Self {
         Self {
             adapters: self.adapters.fork(device),
+            prompts: self.prompts.fork(device),
             ..self
         }
     }
@@ -435,6 +470,7 @@ impl Module for PrefixPool {
     fn to_device(self, device: &Device) -> Self {
         Self {
             adapters: self.adapters.to_device(device),
+            prompts: self.prompts.to_device(device),
             ..self
         }
     }
@@ -442,6 +478,7 @@ impl Module for PrefixPool {
     fn train(self) -> Self {
         Self {
             adapters: self.adapters.train(),
+            prompts: self.prompts.train(),
             ..self
         }
     }
@@ -449,6 +486,7 @@ impl Module for PrefixPool {
     fn valid(&self) -> Self {
         Self {
             adapters: self.adapters.valid(),
+            prompts: self.prompts.valid(),
             active: self.active.clone(),
         }
     }
@@ -456,12 +494,13 @@ impl Module for PrefixPool {
     fn materialize(self) -> Self {
         Self {
             adapters: self.adapters.materialize(),
+            prompts: self.prompts.materialize(),
             ..self
         }
     }
 
     fn num_params(&self) -> usize {
-        Module::num_params(&self.adapters)
+        Module::num_params(&self.adapters) + Module::num_params(&self.prompts)
     }
 
     /// The adapters are children of a level named `adapters` (so [`crate::ADAPTER_PATTERN`]
@@ -469,20 +508,30 @@ impl Module for PrefixPool {
     fn visit<V: ModuleVisitor>(&self, visitor: &mut V) {
         visitor.enter_module("adapters", "PrefixPool");
         self.adapters.visit(visitor);
+        self.prompts.visit(visitor);
         visitor.exit_module("adapters", "PrefixPool");
     }
 
     fn map<M: ModuleMapper>(self, mapper: &mut M) -> Self {
         mapper.enter_module("adapters", "PrefixPool");
         let adapters = self.adapters.map(mapper);
+        let prompts = self.prompts.map(mapper);
         mapper.exit_module("adapters", "PrefixPool");
-        Self { adapters, ..self }
+        Self {
+            adapters,
+            prompts,
+            ..self
+        }
     }
 }
 
 impl ModuleDisplayDefault for PrefixPool {
     fn content(&self, content: Content) -> Option<Content> {
-        self.adapters
+        let content = self
+            .adapters
+            .iter()
+            .fold(content, |acc, (n, _, m)| acc.add(n, m));
+        self.prompts
             .iter()
             .fold(content, |acc, (n, _, m)| acc.add(n, m))
             .set_top_level_type("PrefixPool")

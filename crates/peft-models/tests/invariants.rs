@@ -237,7 +237,7 @@ fn forward_invariants<M: Case>(method: &Method) {
         MethodConfig::Lora(c) => AdapterMethod::Lora(c.clone()),
         MethodConfig::Ia3(c) => AdapterMethod::Ia3(c.clone()),
         MethodConfig::Bottleneck(c) => AdapterMethod::Bottleneck(c.clone()),
-        MethodConfig::PrefixTuning(_) => {
+        MethodConfig::PrefixTuning(_) | MethodConfig::PromptTuning(_) => {
             panic!("{what}: prefix tuning is tested in tests/prefix.rs")
         }
     };

@@ -1,4 +1,5 @@
-//! Prefix tuning (AdapterHub `adapters` 1.3.0 `prefix_tuning`) on the tiny BERT and GPT-2:
+//! Prefix tuning (AdapterHub `adapters` 1.3.0 `prefix_tuning`) on the tiny BERT and GPT-2, and
+//! prompt tuning (`prompt_tuning`, BERT only: AdapterHub has none for GPT-2):
 //! golden outputs with AdapterHub's weights (padding in the batch, a `leave_out` case), the
 //! ejected (flat) prefixes and outputs, GPT-2 generation with the KV cache, and the invariants
 //! (inactive == base, only the prefix parameters train, the base stays bit-identical, save ->
@@ -11,9 +12,9 @@ use burn::nn::Linear;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use peft_core::{
-    AdapterFile, AdapterHost, AdapterMethod, MethodKind, PrefixTuningConfig, Setup, Trainable,
-    adapters, add_adapter, delete_adapter, eject_prefix, freeze_except, load_adapter_weights,
-    param_summary, save_adapter, set_active,
+    AdapterFile, AdapterHost, AdapterMethod, MethodKind, PrefixTuningConfig, PromptCombine,
+    PromptTuningConfig, Setup, Trainable, adapters, add_adapter, delete_adapter, eject_prefix,
+    freeze_except, load_adapter_weights, param_summary, save_adapter, set_active,
 };
 use peft_models::bert::{BertConfig, BertInput, BertModel};
 use peft_models::golden::Golden;
@@ -362,4 +363,110 @@ fn prefix_configs_and_setups_are_checked() {
         "prefix tuning composes as a single name or a Stack"
     );
     assert!(eject_prefix(&mut model, "missing").is_err());
+}
+
+/// Add prompt adapter `p` from the fixture and copy AdapterHub's prompt into it.
+fn add_prompt_from_fixture(model: &mut BertModel, g: &Golden, device: &Device) {
+    let c = g.value("config").unwrap_or_else(|| panic!("no config"));
+    let len = c
+        .get("prompt_length")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(10) as usize;
+    let combine = match c.get("combine").and_then(|v| v.as_str()) {
+        Some("prefix_after_bos") => PromptCombine::PrefixAfterBos,
+        _ => PromptCombine::Prefix,
+    };
+    let config = PromptTuningConfig::default()
+        .with_prompt_length(len)
+        .with_combine(combine);
+    ok(add_adapter(model, "p", &config, device));
+    let module = model
+        .prefix
+        .prompt_mut("p")
+        .unwrap_or_else(|| panic!("no prompt p"));
+    module.prompt_embedding = Param::from_tensor(ok(g.float::<2>("prompt_embedding", device)));
+    ok(set_active(model, Some(Setup::single("p"))));
+}
+
+#[test]
+fn bert_prompt_tuning_matches_adapterhub() {
+    let device = Device::flex();
+    let g0 = golden("tiny-bert/golden.json");
+    let int = |n: &str| ok(g0.int::<2>(n, &device));
+    let input = || {
+        BertInput::new(int("input_ids"))
+            .with_token_type_ids(int("token_type_ids"))
+            .with_attention_mask(int("attention_mask"))
+    };
+    for case in ["prompt", "after_bos"] {
+        let g = golden(&format!("tiny-bert/prompt/{case}.json"));
+        let mut model = bert(&device);
+        let base = model.forward(input());
+        add_prompt_from_fixture(&mut model, &g, &device);
+        let info = adapters(&model);
+        assert_eq!(info[0].config.kind(), MethodKind::PromptTuning);
+        let out = model.forward(input());
+        let d = max_diff(
+            out.last_hidden_state,
+            ok(g.float::<3>("last_hidden_state", &device)),
+        );
+        assert!(d <= TOL, "{case}: last_hidden_state max |diff| {d:e}");
+        let pooled = out.pooler_output.unwrap_or_else(|| panic!("pooler"));
+        let d = max_diff(pooled, ok(g.float::<2>("pooler_output", &device)));
+        assert!(d <= TOL, "{case}: pooler_output max |diff| {d:e}");
+        ok(set_active(&mut model, None));
+        assert_eq!(
+            model.forward(input()).last_hidden_state.into_data(),
+            base.last_hidden_state.into_data(),
+            "{case}: inactive"
+        );
+    }
+}
+
+#[test]
+fn bert_prompt_training_touches_only_the_prompt_and_round_trips() {
+    let device = Device::flex().autodiff();
+    device.seed(9);
+    let mut model = bert(&device);
+    let config = PromptTuningConfig::default().with_prompt_length(3);
+    ok(add_adapter(&mut model, "t", &config, &device));
+    ok(set_active(&mut model, Some(Setup::single("t"))));
+    let trainable = Trainable::adapter("t");
+    let mut model = ok(freeze_except(model, &trainable)).train();
+    let summary = ok(param_summary(&model, &trainable));
+    assert_eq!(summary.trainable_tensors, 1);
+    let before = values(&model);
+    let mut optim = AdamWConfig::new().init();
+    for _ in 0..3 {
+        let loss = bert_out(&model).powf_scalar(2.0).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        assert_eq!(grads.len(), 1);
+        model = optim.step(1e-2, model, grads);
+    }
+    for ((path, b), (_, a)) in before.iter().zip(values(&model)) {
+        if ok(trainable.matches(path)) {
+            assert_eq!(path, "prefix.adapters.t.prompt_embedding");
+            assert_ne!(b, &a, "{path} should have changed");
+        } else {
+            assert_eq!(b, &a, "{path} is frozen and must be bit-identical");
+        }
+    }
+    // Save -> load onto a fresh model: the same output bit for bit.
+    let model = model.valid();
+    let want = bert_out(&model);
+    let tmp = ok(tempfile::tempdir());
+    let file = AdapterFile::new(AdapterMethod::HeadOnly, model.base_info(), &trainable);
+    ok(save_adapter(&model, tmp.path(), &file));
+    let plain = Device::flex();
+    let mut other = bert(&plain);
+    ok(add_adapter(&mut other, "t", &config, &plain));
+    ok(set_active(&mut other, Some(Setup::single("t"))));
+    ok(load_adapter_weights(&mut other, tmp.path(), &file));
+    assert_eq!(
+        bert_out(&other).into_data(),
+        want.into_data().convert::<f32>()
+    );
+    // GPT-2 takes no prompt (AdapterHub 1.3.0 has no GPT-2 prompt tuning).
+    let mut g = gpt2(&plain);
+    assert!(add_adapter(&mut g, "t", &config, &plain).is_err());
 }

@@ -198,6 +198,9 @@ impl BertModel {
 
     /// Encode a batch. Inputs are `[batch, seq]` with `seq <= max_sequence_len` and ids in range
     /// (see [`BertModel::try_forward`] for a checked call).
+    ///
+    /// With an active prompt-tuning adapter the outputs are `prompt_length` positions longer
+    /// (`[batch, prompt_length + seq, hidden]`, AdapterHub's layout).
     pub fn forward(&self, input: BertInput) -> BertModelOutput {
         let device = input.input_ids.device();
         let dims = input.input_ids.dims();
@@ -207,10 +210,21 @@ impl BertModel {
         let attention_mask = input
             .attention_mask
             .unwrap_or_else(|| Tensor::ones(dims, &device));
+        let x = self.embeddings.forward(input.input_ids, token_type_ids);
+        // Prompt tuning: the prompt goes after the embedding layer, always attended.
+        let (x, attention_mask) = match self.prefix.active_prompt() {
+            Some(prompt) => {
+                let ones = Tensor::ones([dims[0], prompt.len()], &device);
+                (
+                    prompt.combine(x),
+                    Tensor::cat(vec![ones, attention_mask], 1),
+                )
+            }
+            None => (x, attention_mask),
+        };
         // A `Parallel` adapter setup runs every adapter on its own copy of the batch.
         let channels = peft_core::parallel_channels(self);
         let bias = peft_core::replicate_batch(mask_bias(attention_mask), channels);
-        let x = self.embeddings.forward(input.input_ids, token_type_ids);
         let mut x = peft_core::replicate_batch(x, channels);
         let prefixes = self
             .prefix
@@ -255,6 +269,10 @@ impl AdapterHost for BertModel {
 
     fn num_attention_heads(&self) -> usize {
         self.num_attention_heads
+    }
+
+    fn takes_prompts(&self) -> bool {
+        true
     }
 
     fn attention_dropout(&self) -> f64 {

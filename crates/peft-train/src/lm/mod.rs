@@ -354,9 +354,9 @@ pub fn train_causal_lm(
         Some(MethodConfig::Lora(c)) => AdapterMethod::Lora(c.clone()),
         Some(MethodConfig::Ia3(c)) => AdapterMethod::Ia3(c.clone()),
         Some(MethodConfig::Bottleneck(c)) => AdapterMethod::Bottleneck(c.clone()),
-        Some(MethodConfig::PrefixTuning(_)) => {
+        Some(MethodConfig::PrefixTuning(_) | MethodConfig::PromptTuning(_)) => {
             return Err(TrainError::InvalidConfig(
-                "prefix tuning has no adapter-file method yet: train it with the library API"
+                "prefix and prompt tuning have no adapter-file method yet: train them with the library API"
                     .into(),
             ));
         }
