@@ -354,14 +354,26 @@ fn prefix_configs_and_setups_are_checked() {
         .with_bottleneck_size(4);
     ok(add_adapter(&mut model, "p", &small, &device));
     assert!(add_adapter(&mut model, "p", &small, &device).is_err());
-    assert!(
-        set_active(
-            &mut model,
-            Some(Setup::parallel(["p", "p"].map(String::from)))
-        )
-        .is_err(),
-        "prefix tuning composes as a single name or a Stack"
+    ok(add_adapter(&mut model, "q", &small, &device));
+    let parallel = set_active(
+        &mut model,
+        Some(Setup::parallel(["p", "q"].map(String::from))),
     );
+    assert!(
+        matches!(&parallel, Err(peft_core::PeftError::InvalidSetup(m)) if m.contains("prefix_tuning")),
+        "prefix tuning composes as a single name or a Stack: {parallel:?}"
+    );
+    // A Stack prepends both prefixes: it differs from either alone.
+    ok(set_active(&mut model, Some(Setup::single("p"))));
+    let p = bert_out(&model);
+    ok(set_active(&mut model, Some(Setup::single("q"))));
+    let q = bert_out(&model);
+    ok(set_active(
+        &mut model,
+        Some(Setup::stack(["p", "q"].map(String::from))),
+    ));
+    let pq = bert_out(&model);
+    assert!(max_diff(pq.clone(), p) > 1e-4 && max_diff(pq, q) > 1e-4);
     assert!(eject_prefix(&mut model, "missing").is_err());
 }
 
