@@ -938,6 +938,7 @@ pub fn attach_adapters<H: AdapterHost + ?Sized>(
         .into_iter()
         .map(|(l, t, site)| (l, t, site.clone()))
         .collect();
+    let previous_pool = host.prefix_pool().cloned();
     let replaced = remove_adapters(host);
     match add_adapter(host, DEFAULT_ADAPTER, config, device) {
         Ok(mut report) => {
@@ -955,6 +956,9 @@ pub fn attach_adapters<H: AdapterHost + ?Sized>(
                 if let Some(slot) = host.linear_site_mut(l, t) {
                     *slot = site;
                 }
+            }
+            if let (Some(pool), Some(slot)) = (previous_pool, host.prefix_pool_mut()) {
+                *slot = pool;
             }
             Err(e)
         }

@@ -482,3 +482,18 @@ fn bert_prompt_training_touches_only_the_prompt_and_round_trips() {
     let mut g = gpt2(&plain);
     assert!(add_adapter(&mut g, "t", &config, &plain).is_err());
 }
+
+#[test]
+fn a_failed_attach_keeps_the_prefix_adapters() {
+    let device = Device::flex();
+    let mut model = bert(&device);
+    let small = PrefixTuningConfig::default()
+        .with_prefix_length(2)
+        .with_bottleneck_size(4);
+    ok(add_adapter(&mut model, "p", &small, &device));
+    let mut none = peft_core::AdapterConfig::pfeiffer(4.0);
+    none.placement = none.placement.with_leave_out(vec![0, 1]);
+    assert!(peft_core::attach_adapters(&mut model, &none, &device).is_err());
+    let names: Vec<String> = adapters(&model).into_iter().map(|a| a.name).collect();
+    assert_eq!(names, vec!["p".to_string()]);
+}
