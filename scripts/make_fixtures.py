@@ -938,6 +938,8 @@ STEPS = {
     "peft-lora": (lambda m: _hub("peft_lora").make_peft_lora(m), None),  # owns tiny-{bert,gpt2}/peft
     # checks the directories the Rust test peft_roundtrip wrote (run that first)
     "peft-roundtrip": (lambda m: _hub("peft_lora").make_peft_roundtrip(m), None),
+    # issue 13 (AdapterHub prefix tuning); the code lives in scripts/prefix_tuning.py
+    "prefix-tuning": (lambda m: _hub("prefix_tuning").make_prefix_tuning(m), None),  # owns tiny-{bert,gpt2}/prefix
 }
 
 

@@ -4,11 +4,13 @@
 use crate::config::{AdapterConfig, AdapterSite};
 use crate::error::{PeftError, Result};
 use crate::fusion::FusionConfig;
-use crate::linear_attach::{add_ia3, add_lora, check_linear_setup, for_each_linear};
+use crate::linear_attach::{add_ia3, add_lora, check_linear_setup, for_each_linear, require_adapter};
 pub use crate::linear_attach::{linear_sites, merge_adapter, unmerge_adapter};
 use crate::linear_site::LinearSite;
 use crate::lora::LinearTarget;
-use crate::method::MethodConfig;
+use crate::method::{MethodConfig, MethodKind};
+use crate::prefix::{PrefixPool, PrefixTuningConfig};
+use crate::prompt::PromptTuningConfig;
 use crate::setup::Setup;
 use crate::site::AdapterLayer;
 use burn::tensor::Tensor;
@@ -20,6 +22,10 @@ pub enum SitePlace {
     Residual(AdapterSite),
     /// A linear projection (LoRA).
     Linear(LinearTarget),
+    /// The keys and values of self-attention (prefix tuning).
+    AttentionPrefix,
+    /// The output of the embedding layer (prompt tuning).
+    Embeddings,
 }
 
 impl SitePlace {
@@ -28,6 +34,8 @@ impl SitePlace {
         match self {
             Self::Residual(s) => s.name(),
             Self::Linear(t) => t.name(),
+            Self::AttentionPrefix => "attention_prefix",
+            Self::Embeddings => "embeddings",
         }
     }
 }
@@ -123,6 +131,22 @@ pub trait AdapterHost {
         let _ = (layer, target);
         None
     }
+    /// The model's prefix-tuning pool, or `None` if it takes no prefixes (the default).
+    fn prefix_pool(&self) -> Option<&PrefixPool> {
+        None
+    }
+    /// The same, mutable.
+    fn prefix_pool_mut(&mut self) -> Option<&mut PrefixPool> {
+        None
+    }
+    /// Whether the model puts a prompt-tuning prompt in front of its embeddings (default: no).
+    fn takes_prompts(&self) -> bool {
+        false
+    }
+    /// Attention heads per layer (the shape of prefix-tuning prefixes); 0 when unknown.
+    fn num_attention_heads(&self) -> usize {
+        0
+    }
 }
 
 /// Every site of `host`, with its block index and kind.
@@ -188,6 +212,32 @@ pub fn adapters<H: AdapterHost + ?Sized>(host: &H) -> Vec<AdapterInfo> {
             let place = (layer, SitePlace::Linear(target));
             let merged = s.merged().iter().any(|m| m == name);
             record(&mut out, name, || config.into(), params, place, merged);
+        }
+    }
+    if let Some(pool) = host.prefix_pool() {
+        for (name, config, module) in pool.adapters().iter() {
+            let params = burn::module::Module::num_params(module);
+            let sites = module
+                .layers
+                .iter()
+                .map(|&l| (l, SitePlace::AttentionPrefix))
+                .collect();
+            out.push(AdapterInfo {
+                name: name.to_string(),
+                config: config.into(),
+                params,
+                sites,
+                merged: false,
+            });
+        }
+        for (name, config, module) in pool.prompts().iter() {
+            out.push(AdapterInfo {
+                name: name.to_string(),
+                config: config.into(),
+                params: burn::module::Module::num_params(module),
+                sites: vec![(0, SitePlace::Embeddings)],
+                merged: false,
+            });
         }
     }
     out
@@ -295,6 +345,8 @@ pub fn add_adapter<H: AdapterHost + ?Sized, C: Clone + Into<MethodConfig>>(
         MethodConfig::Bottleneck(c) => add_bottleneck(host, name, &c, device),
         MethodConfig::Lora(c) => add_lora(host, name, &c, device),
         MethodConfig::Ia3(c) => add_ia3(host, name, &c, device),
+        MethodConfig::PrefixTuning(c) => add_prefix(host, name, &c, device),
+        MethodConfig::PromptTuning(c) => add_prompt(host, name, &c, device),
     }
 }
 
@@ -305,6 +357,87 @@ pub(crate) fn check_layers(what: &str, layers: &[usize], num_layers: usize) -> R
         ))),
         None => Ok(()),
     }
+}
+
+fn add_prefix<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    name: &str,
+    config: &PrefixTuningConfig,
+    device: &burn::tensor::Device,
+) -> Result<AttachReport> {
+    config.validate()?;
+    let num_layers = host.num_layers();
+    check_layers("leave_out", &config.leave_out, num_layers)?;
+    let heads = host.num_attention_heads();
+    let d_model = host.d_model();
+    if host.prefix_pool().is_none() || heads == 0 || !d_model.is_multiple_of(heads) {
+        return Err(PeftError::NothingMatched(
+            "this model takes no prefix-tuning prefixes".into(),
+        ));
+    }
+    let module = config.init(config.layers(num_layers), heads, d_model / heads, device)?;
+    // One module serves every layer: its parameters are reported on the first.
+    let total = burn::module::Module::num_params(&module);
+    let mut report = AttachReport::default();
+    for (i, &layer) in module.layers.iter().enumerate() {
+        report.attached.push(AttachedSite {
+            layer,
+            site: SitePlace::AttentionPrefix,
+            bottleneck: config.prefix_length,
+            params: if i == 0 { total } else { 0 },
+        });
+    }
+    if let Some(pool) = host.prefix_pool_mut() {
+        pool.insert(name, config.clone(), module);
+    }
+    Ok(report)
+}
+
+fn add_prompt<H: AdapterHost + ?Sized>(
+    host: &mut H,
+    name: &str,
+    config: &PromptTuningConfig,
+    device: &burn::tensor::Device,
+) -> Result<AttachReport> {
+    config.validate()?;
+    if host.prefix_pool().is_none() || !host.takes_prompts() {
+        return Err(PeftError::NothingMatched(
+            "this model takes no prompt-tuning prompt".into(),
+        ));
+    }
+    let module = config.init(host.d_model(), device)?;
+    let report = AttachReport {
+        attached: vec![AttachedSite {
+            layer: 0,
+            site: SitePlace::Embeddings,
+            bottleneck: config.prompt_length,
+            params: burn::module::Module::num_params(&module),
+        }],
+        replaced: 0,
+    };
+    if let Some(pool) = host.prefix_pool_mut() {
+        pool.insert_prompt(name, config.clone(), module);
+    }
+    Ok(report)
+}
+
+/// Collapse prefix-tuning adapter `name`'s re-parameterisation MLP into plain prefixes
+/// (AdapterHub's `eject_prefix_tuning`): outputs are unchanged, the MLP parameters are gone and
+/// the adapter's config reads `flat: true`. Do this before saving for inference.
+///
+/// Errors: no such adapter, or not a prefix-tuning adapter.
+pub fn eject_prefix<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Result<()> {
+    let info = require_adapter(host, name)?;
+    if info.config.kind() != MethodKind::PrefixTuning {
+        return Err(PeftError::InvalidSetup(format!(
+            "adapter `{name}` is a {} adapter, not prefix tuning",
+            info.config.kind().name()
+        )));
+    }
+    if let Some(pool) = host.prefix_pool_mut() {
+        pool.eject(name);
+    }
+    Ok(())
 }
 
 fn add_bottleneck<H: AdapterHost + ?Sized>(
@@ -392,6 +525,14 @@ pub fn delete_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Resu
             s.set_active(None);
         }
     });
+    if let Some(pool) = host.prefix_pool_mut() {
+        if pool.remove(name) {
+            removed += 1;
+        }
+        if uses {
+            pool.set_active(None);
+        }
+    }
     Ok(removed)
 }
 
@@ -511,6 +652,9 @@ pub fn set_active<H: AdapterHost + ?Sized>(host: &mut H, setup: Option<Setup>) -
     }
     for_each_site(host, |_, _, s| s.set_active(setup.clone()));
     for_each_linear(host, |_, _, s| s.set_active(setup.clone()));
+    if let Some(pool) = host.prefix_pool_mut() {
+        pool.set_active(setup);
+    }
     Ok(())
 }
 
@@ -574,6 +718,7 @@ pub fn attach_adapters<H: AdapterHost + ?Sized>(
         .into_iter()
         .map(|(l, t, site)| (l, t, site.clone()))
         .collect();
+    let previous_pool = host.prefix_pool().cloned();
     let replaced = remove_adapters(host);
     match add_adapter(host, DEFAULT_ADAPTER, config, device) {
         Ok(mut report) => {
@@ -592,6 +737,9 @@ pub fn attach_adapters<H: AdapterHost + ?Sized>(
                     *slot = site;
                 }
             }
+            if let (Some(pool), Some(slot)) = (previous_pool, host.prefix_pool_mut()) {
+                *slot = pool;
+            }
             Err(e)
         }
     }
@@ -609,6 +757,9 @@ pub fn remove_adapters<H: AdapterHost + ?Sized>(host: &mut H) -> usize {
         removed += s.clear();
         s.set_active(None);
     });
+    if let Some(pool) = host.prefix_pool_mut() {
+        removed += pool.clear();
+    }
     removed
 }
 

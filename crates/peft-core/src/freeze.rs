@@ -13,9 +13,9 @@ use crate::error::{PeftError, Result};
 /// adapter sites in a field named `adapters` (an [`crate::AdapterLayer`]), which names each
 /// adapter by its name (`adapters.<name>.`), and the pattern names the adapter's own parameters
 /// (`adapter_down`, `adapter_up`, the optional `adapter_norm_before` / `adapter_norm_after`,
-/// `scaling`; LoRA's `lora_a` / `lora_b` and IA³'s `ia3_l` inside a [`crate::LinearSite`]) as whole path segments, so a base module that merely has `adapter` in its path
+/// `scaling`; LoRA's `lora_a` / `lora_b` and IA³'s `ia3_l` inside a [`crate::LinearSite`]; prefix tuning's `prefix_wte` / `prefix_down` / `prefix_up` / `prefix_flat` and prompt tuning's `prompt_embedding` inside a [`crate::PrefixPool`]) as whole path segments, so a base module that merely has `adapter` in its path
 /// (`encoder.adapter.weight`, `encoder.adapter_gate.weight`) stays frozen.
-pub const ADAPTER_PATTERN: &str = r"(^|\.)adapters\.[A-Za-z0-9_-]+\.(adapter_down|adapter_up|adapter_norm_before|adapter_norm_after|scaling|lora_a|lora_b|ia3_l)(\.|$)";
+pub const ADAPTER_PATTERN: &str = r"(^|\.)adapters\.[A-Za-z0-9_-]+\.(adapter_down|adapter_up|adapter_norm_before|adapter_norm_after|scaling|lora_a|lora_b|ia3_l|prefix_wte|prefix_down|prefix_up|prefix_flat|prompt_embedding)(\.|$)";
 
 /// Regex matching every AdapterFusion parameter (`adapters.<a>,<b>.query…`).
 pub const FUSION_PATTERN: &str =
@@ -51,7 +51,7 @@ impl Trainable {
     /// Also train the adapter named `name`.
     pub fn with_adapter(self, name: &str) -> Self {
         self.with_pattern(format!(
-            r"(^|\.)adapters\.{}\.(adapter_down|adapter_up|adapter_norm_before|adapter_norm_after|scaling|lora_a|lora_b|ia3_l)(\.|$)",
+            r"(^|\.)adapters\.{}\.(adapter_down|adapter_up|adapter_norm_before|adapter_norm_after|scaling|lora_a|lora_b|ia3_l|prefix_wte|prefix_down|prefix_up|prefix_flat|prompt_embedding)(\.|$)",
             regex::escape(name)
         ))
     }

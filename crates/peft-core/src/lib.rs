@@ -12,6 +12,8 @@
 //! | [`lora`] | LoRA (Hu et al. 2021): [`LoraConfig`], [`LoraModule`], the targetable projections [`LinearTarget`] |
 //! | [`ia3`] | IA³ (Liu et al. 2022): [`Ia3Config`], [`Ia3Module`] (PEFT's `feedforward_modules` semantics) |
 //! | [`linear_site`] | [`LinearSite`], the linear layer type models use for targetable projections: frozen base, named LoRA modules and IA³ vectors, merge/unmerge |
+//! | [`prefix`] | prefix tuning (Li & Liang 2021) as AdapterHub's `prefix_tuning`: [`PrefixTuningConfig`], [`PrefixTuningModule`] (re-parameterisation MLP, `eject`), [`PrefixPool`] (what a model holds once) |
+//! | [`prompt`] | prompt tuning (Lester et al. 2021) as AdapterHub's `prompt_tuning`: [`PromptTuningConfig`], [`PromptTuningModule`] (held by the [`PrefixPool`]) |
 //! | [`method`] | [`MethodConfig`]: the config of any kind of named adapter (bottleneck, LoRA) |
 //! | [`named`] | [`Named`]: modules kept by name (task heads) |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
@@ -69,6 +71,8 @@ pub mod lora;
 pub mod method;
 pub mod named;
 pub mod peft;
+pub mod prefix;
+pub mod prompt;
 pub mod setup;
 pub mod site;
 #[cfg(test)]
@@ -79,8 +83,8 @@ pub use adapter_drop::{AdapterDrop, set_adapter_drop};
 pub use attach::{
     AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER, SitePlace,
     active_setup, adapters, add_adapter, add_fusion, attach_adapters, check_active_batch,
-    delete_adapter, delete_fusion, fusion_regularization, fusions, linear_sites, merge_adapter,
-    parallel_channels, remove_adapters, set_active, sites, unmerge_adapter,
+    delete_adapter, delete_fusion, eject_prefix, fusion_regularization, fusions, linear_sites,
+    merge_adapter, parallel_channels, remove_adapters, set_active, sites, unmerge_adapter,
 };
 pub use bottleneck::{BottleneckAdapter, residual_site};
 pub use config::{
@@ -102,5 +106,7 @@ pub use linear_site::{BaseLayout, LinearSite};
 pub use lora::{LinearTarget, LoraConfig, LoraInit, LoraModule};
 pub use method::{MethodConfig, MethodKind};
 pub use named::Named;
+pub use prefix::{LayerPrefix, PrefixPool, PrefixTuningConfig, PrefixTuningModule};
+pub use prompt::{PromptCombine, PromptTuningConfig, PromptTuningModule};
 pub use setup::Setup;
 pub use site::{AdapterLayer, FusionMeta, replicate_batch};

@@ -132,7 +132,7 @@ pub(crate) fn check_linear_setup(setup: &Setup, known: &[AdapterInfo]) -> Result
     let linear = |n: &str| {
         known
             .iter()
-            .find(|a| a.name == n && a.config.kind().on_linear())
+            .find(|a| a.name == n && a.config.kind().single_or_stack())
             .map(|a| a.config.kind())
     };
     let bad = |n: String, kind: MethodKind, block: &str| {
@@ -217,7 +217,7 @@ pub fn unmerge_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Res
     Ok(unmerged)
 }
 
-fn require_adapter<H: AdapterHost + ?Sized>(host: &H, name: &str) -> Result<AdapterInfo> {
+pub(crate) fn require_adapter<H: AdapterHost + ?Sized>(host: &H, name: &str) -> Result<AdapterInfo> {
     adapters(host)
         .into_iter()
         .find(|a| a.name == name)

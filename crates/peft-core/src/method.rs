@@ -10,6 +10,8 @@ use crate::config::AdapterConfig;
 use crate::error::Result;
 use crate::ia3::Ia3Config;
 use crate::lora::LoraConfig;
+use crate::prefix::PrefixTuningConfig;
+use crate::prompt::PromptTuningConfig;
 
 /// The config of a named adapter, tagged by method.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,6 +23,10 @@ pub enum MethodConfig {
     Lora(LoraConfig),
     /// IA³ vectors on linear projections (Liu et al. 2022).
     Ia3(Ia3Config),
+    /// Key/value prefixes inside self-attention (Li & Liang 2021).
+    PrefixTuning(PrefixTuningConfig),
+    /// Soft-prompt embeddings in front of the input (Lester et al. 2021).
+    PromptTuning(PromptTuningConfig),
 }
 
 /// The kind of a [`MethodConfig`], for reports and command lines.
@@ -32,6 +38,10 @@ pub enum MethodKind {
     Lora,
     /// [`MethodConfig::Ia3`].
     Ia3,
+    /// [`MethodConfig::PrefixTuning`].
+    PrefixTuning,
+    /// [`MethodConfig::PromptTuning`].
+    PromptTuning,
 }
 
 impl MethodKind {
@@ -41,12 +51,19 @@ impl MethodKind {
             Self::Bottleneck => "bottleneck",
             Self::Lora => "lora",
             Self::Ia3 => "ia3",
+            Self::PrefixTuning => "prefix_tuning",
+            Self::PromptTuning => "prompt_tuning",
         }
     }
 
     /// Whether this method's modules can be merged into the frozen weights.
     pub fn mergeable(self) -> bool {
         matches!(self, Self::Lora | Self::Ia3)
+    }
+
+    /// Whether this method composes only as a single name or a `Stack` of names.
+    pub fn single_or_stack(self) -> bool {
+        self.on_linear() || matches!(self, Self::PrefixTuning | Self::PromptTuning)
     }
 
     /// Whether this method's modules sit on linear projections ([`crate::LinearSite`]).
@@ -62,6 +79,8 @@ impl MethodConfig {
             Self::Bottleneck(c) => c.validate(),
             Self::Lora(c) => c.validate(),
             Self::Ia3(c) => c.validate(),
+            Self::PrefixTuning(c) => c.validate(),
+            Self::PromptTuning(c) => c.validate(),
         }
     }
 
@@ -71,6 +90,8 @@ impl MethodConfig {
             Self::Bottleneck(_) => MethodKind::Bottleneck,
             Self::Lora(_) => MethodKind::Lora,
             Self::Ia3(_) => MethodKind::Ia3,
+            Self::PrefixTuning(_) => MethodKind::PrefixTuning,
+            Self::PromptTuning(_) => MethodKind::PromptTuning,
         }
     }
 
@@ -130,5 +151,29 @@ impl From<&Ia3Config> for MethodConfig {
 impl From<&MethodConfig> for MethodConfig {
     fn from(c: &MethodConfig) -> Self {
         c.clone()
+    }
+}
+
+impl From<PrefixTuningConfig> for MethodConfig {
+    fn from(c: PrefixTuningConfig) -> Self {
+        Self::PrefixTuning(c)
+    }
+}
+
+impl From<&PrefixTuningConfig> for MethodConfig {
+    fn from(c: &PrefixTuningConfig) -> Self {
+        Self::PrefixTuning(c.clone())
+    }
+}
+
+impl From<PromptTuningConfig> for MethodConfig {
+    fn from(c: PromptTuningConfig) -> Self {
+        Self::PromptTuning(c)
+    }
+}
+
+impl From<&PromptTuningConfig> for MethodConfig {
+    fn from(c: &PromptTuningConfig) -> Self {
+        Self::PromptTuning(c.clone())
     }
 }

@@ -237,6 +237,9 @@ fn forward_invariants<M: Case>(method: &Method) {
         MethodConfig::Lora(c) => AdapterMethod::Lora(c.clone()),
         MethodConfig::Ia3(c) => AdapterMethod::Ia3(c.clone()),
         MethodConfig::Bottleneck(c) => AdapterMethod::Bottleneck(c.clone()),
+        MethodConfig::PrefixTuning(_) | MethodConfig::PromptTuning(_) => {
+            panic!("{what}: prefix tuning is tested in tests/prefix.rs")
+        }
     };
     let file = AdapterFile::new(adapter_method, model.info(), &Trainable::adapter("a"));
     ok(save_adapter(&model, &own, &file));

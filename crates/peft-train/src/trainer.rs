@@ -14,8 +14,8 @@ use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{InferenceStep, MetricEarlyStoppingStrategy, StoppingCondition};
 use peft_core::{
     AdapterConfig, AdapterFile, AdapterMethod, AttachReport, FusionConfig, Ia3Config, LoraConfig,
-    MethodConfig, ParamSummary, Setup, Trainable, add_adapter, add_fusion, freeze_except,
-    param_summary, set_active,
+    MethodConfig, ParamSummary, PrefixTuningConfig, PromptTuningConfig, Setup, Trainable,
+    add_adapter, add_fusion, freeze_except, param_summary, set_active,
 };
 use peft_models::bert::BertModel;
 use peft_models::head::{
@@ -56,6 +56,16 @@ pub enum TrainingMethod {
         /// The IA³ setup.
         config: Ia3Config,
     },
+    /// Prefix tuning (Li & Liang 2021) and the head; the base is frozen.
+    PrefixTuning {
+        /// The prefix-tuning setup.
+        config: PrefixTuningConfig,
+    },
+    /// Prompt tuning (Lester et al. 2021) and the head; the base is frozen.
+    PromptTuning {
+        /// The prompt-tuning setup.
+        config: PromptTuningConfig,
+    },
     /// Only the head; the base is frozen.
     HeadOnly,
     /// AdapterFusion (Pfeiffer et al. 2021) over adapters the model already holds: the fusion
@@ -75,9 +85,11 @@ impl TrainingMethod {
     /// The parameters that train (and are saved) for task `task` (the adapter and head name).
     pub fn trainable(&self, task: &str) -> Trainable {
         match self {
-            Self::Adapter { .. } | Self::Lora { .. } | Self::Ia3 { .. } => {
-                BertClassifier::task_trainable(task)
-            }
+            Self::Adapter { .. }
+            | Self::Lora { .. }
+            | Self::Ia3 { .. }
+            | Self::PrefixTuning { .. }
+            | Self::PromptTuning { .. } => BertClassifier::task_trainable(task),
             Self::HeadOnly => Trainable::none().with_pattern(head_pattern(task)),
             Self::Fusion { adapters, .. } => Trainable::none()
                 .with_fusion(adapters)
@@ -93,6 +105,8 @@ impl TrainingMethod {
             Self::Adapter { config } => Some(MethodConfig::from(config)),
             Self::Lora { config } => Some(MethodConfig::from(config)),
             Self::Ia3 { config } => Some(MethodConfig::from(config)),
+            Self::PrefixTuning { config } => Some(MethodConfig::from(config)),
+            Self::PromptTuning { config } => Some(MethodConfig::from(config)),
             Self::HeadOnly | Self::Fusion { .. } | Self::Full => None,
         }
     }
@@ -121,6 +135,18 @@ impl TrainingMethod {
                     .collect::<Vec<_>>()
                     .join("+")
             ),
+            Self::PrefixTuning { config } => format!(
+                "prefix tuning (length {}, {})",
+                config.prefix_length,
+                if config.flat {
+                    "flat".to_string()
+                } else {
+                    format!("MLP {}", config.bottleneck_size)
+                }
+            ),
+            Self::PromptTuning { config } => {
+                format!("prompt tuning (length {})", config.prompt_length)
+            }
             Self::Ia3 { config } => format!(
                 "ia3 ({})",
                 config
@@ -206,6 +232,8 @@ impl ClassifierTrainingConfig {
             TrainingMethod::Adapter { config } => config.validate()?,
             TrainingMethod::Lora { config } => config.validate()?,
             TrainingMethod::Ia3 { config } => config.validate()?,
+            TrainingMethod::PrefixTuning { config } => config.validate()?,
+            TrainingMethod::PromptTuning { config } => config.validate()?,
             TrainingMethod::Fusion { config, .. } => config.validate()?,
             _ => {}
         }
@@ -293,7 +321,9 @@ pub fn prepare_model(
     let attached = match method {
         TrainingMethod::Adapter { .. }
         | TrainingMethod::Lora { .. }
-        | TrainingMethod::Ia3 { .. } => {
+        | TrainingMethod::Ia3 { .. }
+        | TrainingMethod::PrefixTuning { .. }
+        | TrainingMethod::PromptTuning { .. } => {
             let Some(config) = method.adapter_config() else {
                 return Err(peft_core::PeftError::InvalidConfig(format!(
                     "{} attaches no adapter",
@@ -584,6 +614,13 @@ pub fn train_classifier(
                     adapters: adapters.clone(),
                     config: config.clone(),
                 },
+                // No `AdapterMethod` variant for these yet (examples/sst2.rs matches it
+                // exhaustively): the weights are saved under the trainable patterns, but
+                // `load_classifier_adapter` refuses the directory (it holds tensors a head-only
+                // model lacks) until `AdapterMethod::PrefixTuning` / `PromptTuning` exist.
+                TrainingMethod::PrefixTuning { .. } | TrainingMethod::PromptTuning { .. } => {
+                    AdapterMethod::HeadOnly
+                }
                 _ => AdapterMethod::HeadOnly,
             };
             let file = AdapterFile::new(method, model.base_info(), &trainable)

@@ -324,3 +324,44 @@ fn lora_trains_with_train_causal_lm_and_reloads() {
         .into_data();
     assert_eq!(want, fresh.forward(input, None).into_data());
 }
+
+#[test]
+fn prefix_tuning_trains_with_train_causal_lm_and_reloads() {
+    use peft_core::{DEFAULT_ADAPTER, MethodConfig, PrefixTuningConfig, Setup};
+    let device = Device::flex().autodiff();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = data(tmp.path());
+    let base = model(&device);
+    let before = values(&base);
+    let out = tmp.path().join("run");
+    let prefix = PrefixTuningConfig::default()
+        .with_prefix_length(4)
+        .with_bottleneck_size(16);
+    let config = config(6).with_method(Some(MethodConfig::PrefixTuning(prefix.clone())));
+    let (trained, report) =
+        train_causal_lm(base, &data, &config, &out, quiet()).unwrap_or_else(|e| panic!("{e}"));
+    let l0 = report.epochs[0].train_loss.unwrap_or(f64::NAN);
+    let l1 = report.epochs[5].train_loss.unwrap_or(f64::NAN);
+    assert!(l1 < l0 - 0.2, "training loss should drop: {l0} -> {l1}");
+    let after: Vec<_> = values(&trained)
+        .into_iter()
+        .filter(|(p, _)| !p.contains(".adapters."))
+        .collect();
+    assert_eq!(before.len(), after.len());
+    for ((path, b), (_, a)) in before.iter().zip(&after) {
+        assert_eq!(b, a, "{path} changed");
+    }
+    let plain = Device::flex();
+    let mut fresh = model(&plain);
+    let file = read_adapter_file(&report.adapter_dir).unwrap_or_else(|e| panic!("{e}"));
+    peft_core::add_adapter(&mut fresh, DEFAULT_ADAPTER, &prefix, &plain)
+        .unwrap_or_else(|e| panic!("{e}"));
+    peft_core::set_active(&mut fresh, Some(Setup::single(DEFAULT_ADAPTER)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    load_adapter_weights(&mut fresh, &report.adapter_dir, &file).unwrap_or_else(|e| panic!("{e}"));
+    let input = ids(&[&[5, 17, 42, 8, 23, 61]], &plain);
+    let want = burn::module::Module::valid(&trained)
+        .forward(input.clone(), None)
+        .into_data();
+    assert_eq!(want, fresh.forward(input, None).into_data());
+}

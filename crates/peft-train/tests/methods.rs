@@ -1,4 +1,4 @@
-//! LoRA and IA³ through the same training entry points as bottleneck adapters
+//! LoRA, IA³, prefix and prompt tuning through the same training entry points as bottleneck adapters
 //! (`train_classifier`, `train_causal_lm`): the loss drops, the base stays bit-identical, and the
 //! saved adapter directory reloads onto a fresh base with the trained model's results.
 
@@ -7,12 +7,39 @@ mod common;
 use burn::module::Module;
 use burn::tensor::Device;
 use common::{config, data, model, quiet, tokenizer, values};
-use peft_core::{Ia3Config, LinearTarget, LoraConfig, MethodConfig};
+use peft_core::{
+    Ia3Config, LinearTarget, LoraConfig, MethodConfig, PrefixTuningConfig, PromptTuningConfig,
+};
 use peft_train::adapter_io::load_classifier_adapter;
 use peft_train::data::ClassificationBatcher;
 use peft_train::trainer::{TrainingMethod, evaluate, train_classifier};
 
 fn classify_with(method: TrainingMethod) {
+    let (name, trained, report, data, tok, _out) = train_only(method, 1e-2);
+    // A fresh base + the adapter directory reproduces the evaluation exactly.
+    let plain = Device::flex();
+    let batcher = ClassificationBatcher::new(tok.clone());
+    let want = evaluate(&trained.valid(), &data.valid, &batcher, 32, &plain)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut fresh = model(&plain);
+    load_classifier_adapter(&mut fresh, &report.adapter_dir, &plain)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let got = evaluate(&fresh, &data.valid, &batcher, 32, &plain).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((got.correct, got.loss), (want.correct, want.loss), "{name}");
+}
+
+type Trained = (
+    String,
+    peft_models::head::BertClassifier,
+    peft_train::trainer::TrainingReport,
+    peft_train::trainer::ClassificationData,
+    std::sync::Arc<peft_models::tokenizer::TextTokenizer>,
+    tempfile::TempDir,
+);
+
+/// Train with `method` for 3 epochs at learning rate `lr`: the loss drops, the base is
+/// bit-identical, the method's tensors changed.
+fn train_only(method: TrainingMethod, lr: f64) -> Trained {
     let name = method.name();
     let device = Device::flex().autodiff();
     let tok = tokenizer();
@@ -24,7 +51,11 @@ fn classify_with(method: TrainingMethod) {
         base,
         &data,
         ClassificationBatcher::new(tok.clone()),
-        &config(3).with_method(method),
+        &config(3).with_method(method).with_optim(
+            peft_train::optim::OptimConfig::new()
+                .with_lr(lr)
+                .with_schedule(peft_train::optim::Schedule::WarmupLinear { warmup_ratio: 0.1 }),
+        ),
         out.path(),
         quiet(),
     )
@@ -44,17 +75,38 @@ fn classify_with(method: TrainingMethod) {
         assert_eq!(b, a, "{name}: {path} changed");
     }
     assert!(!adapter.is_empty(), "{name}: no adapter tensors");
+    (name, trained, report, data, tok, out)
+}
 
-    // A fresh base + the adapter directory reproduces the evaluation exactly.
-    let plain = Device::flex();
-    let batcher = ClassificationBatcher::new(tok.clone());
-    let want = evaluate(&trained.valid(), &data.valid, &batcher, 32, &plain)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut fresh = model(&plain);
-    load_classifier_adapter(&mut fresh, &report.adapter_dir, &plain)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let got = evaluate(&fresh, &data.valid, &batcher, 32, &plain).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((got.correct, got.loss), (want.correct, want.loss), "{name}");
+#[test]
+fn prefix_tuning_trains_with_train_classifier() {
+    let (name, trained, ..) = train_only(
+        TrainingMethod::PrefixTuning {
+            config: PrefixTuningConfig::default()
+                .with_prefix_length(4)
+                .with_bottleneck_size(16),
+        },
+        1e-2,
+    );
+    let info = peft_core::adapters(&trained);
+    assert_eq!(info.len(), 1, "{name}");
+    assert_eq!(info[0].config.kind(), peft_core::MethodKind::PrefixTuning);
+}
+
+#[test]
+fn prompt_tuning_trains_with_train_classifier() {
+    let (name, trained, ..) = train_only(
+        TrainingMethod::PromptTuning {
+            config: PromptTuningConfig::default().with_prompt_length(4),
+        },
+        1e-1,
+    );
+    let info = peft_core::adapters(&trained);
+    assert_eq!(
+        info[0].config.kind(),
+        peft_core::MethodKind::PromptTuning,
+        "{name}"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, LinearConfig}
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use peft_core::dropout::dropout;
-use peft_core::{AdapterLayer, LinearSite};
+use peft_core::{AdapterLayer, LayerPrefix, LinearSite};
 
 use super::config::BertConfig;
 
@@ -48,10 +48,28 @@ impl BertSelfAttention {
     /// Attend: `x` `[batch, seq, hidden]`, `mask_bias` `[batch, 1, 1, seq]` (0 for tokens,
     /// a large negative number for padding) -> context `[batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+        self.forward_with_prefix(x, mask_bias, None)
+    }
+
+    /// [`BertSelfAttention::forward`] with prefix-tuning keys/values prepended (AdapterHub's
+    /// `prefix_tuning` hook: after the projections, the prefix attended by every query).
+    pub fn forward_with_prefix(
+        &self,
+        x: Tensor<3>,
+        mask_bias: Tensor<4>,
+        prefix: Option<&LayerPrefix>,
+    ) -> Tensor<3> {
         let [b, s, h] = x.dims();
         let q = self.split_heads(self.query.forward(x.clone()));
         let k = self.split_heads(self.key.forward(x.clone()));
         let v = self.split_heads(self.value.forward(x));
+        let (k, v, mask_bias) = match prefix {
+            Some(p) => {
+                let (k, v) = p.prepend(k, v);
+                (k, v, p.extend_bias(mask_bias))
+            }
+            None => (k, v, mask_bias),
+        };
         let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (self.head_dim as f64).sqrt());
         let probs = dropout(&self.dropout, softmax(scores + mask_bias, 3));
         probs.matmul(v).swap_dims(1, 2).reshape([b, s, h])
@@ -111,7 +129,19 @@ impl BertAttention {
 
     /// `[batch, seq, hidden]` -> `[batch, seq, hidden]`.
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
-        let context = self.self_attn.forward(x.clone(), mask_bias);
+        self.forward_with_prefix(x, mask_bias, None)
+    }
+
+    /// [`BertAttention::forward`] with a prefix-tuning prefix.
+    pub fn forward_with_prefix(
+        &self,
+        x: Tensor<3>,
+        mask_bias: Tensor<4>,
+        prefix: Option<&LayerPrefix>,
+    ) -> Tensor<3> {
+        let context = self
+            .self_attn
+            .forward_with_prefix(x.clone(), mask_bias, prefix);
         self.output.forward(context, x)
     }
 }

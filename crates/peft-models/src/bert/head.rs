@@ -521,6 +521,22 @@ impl AdapterHost for BertClassifier {
     fn linear_site_mut(&mut self, layer: usize, target: LinearTarget) -> Option<&mut LinearSite> {
         self.bert.linear_site_mut(layer, target)
     }
+
+    fn prefix_pool(&self) -> Option<&peft_core::PrefixPool> {
+        self.bert.prefix_pool()
+    }
+
+    fn prefix_pool_mut(&mut self) -> Option<&mut peft_core::PrefixPool> {
+        self.bert.prefix_pool_mut()
+    }
+
+    fn num_attention_heads(&self) -> usize {
+        self.bert.num_attention_heads()
+    }
+
+    fn takes_prompts(&self) -> bool {
+        self.bert.takes_prompts()
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use peft_core::dropout::dropout;
-use peft_core::{AdapterLayer, LinearSite};
+use peft_core::{AdapterLayer, LayerPrefix, LinearSite};
 
 use super::attention::BertAttention;
 use super::config::{BertConfig, HiddenAct};
@@ -71,7 +71,17 @@ impl BertLayer {
 
     /// `[batch, seq, hidden]` -> `[batch, seq, hidden]`; `mask_bias` `[batch, 1, 1, seq]`.
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
-        let x = self.attention.forward(x, mask_bias);
+        self.forward_with_prefix(x, mask_bias, None)
+    }
+
+    /// [`BertLayer::forward`] with a prefix-tuning prefix `[batch, heads, prefix, head_dim]`.
+    pub fn forward_with_prefix(
+        &self,
+        x: Tensor<3>,
+        mask_bias: Tensor<4>,
+        prefix: Option<&LayerPrefix>,
+    ) -> Tensor<3> {
+        let x = self.attention.forward_with_prefix(x, mask_bias, prefix);
         let up = self
             .intermediate
             .act

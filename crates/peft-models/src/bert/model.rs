@@ -3,7 +3,9 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, activation};
-use peft_core::{AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo, LinearSite, LinearTarget};
+use peft_core::{
+    AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo, LinearSite, LinearTarget, PrefixPool,
+};
 
 use super::config::BertConfig;
 use super::embeddings::BertEmbeddings;
@@ -100,6 +102,10 @@ pub struct BertModel {
     pub vocab_size: usize,
     /// Longest accepted sequence ([`BertConfig::max_sequence_len`]).
     pub max_sequence_len: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// The prefix-tuning adapters (`prefix.adapters.<name>.…`).
+    pub prefix: PrefixPool,
 }
 
 impl BertConfig {
@@ -121,6 +127,8 @@ impl BertConfig {
             type_vocab_size: self.type_vocab_size,
             vocab_size: self.vocab_size,
             max_sequence_len: self.max_sequence_len(),
+            num_attention_heads: self.num_attention_heads,
+            prefix: PrefixPool::new(),
         })
     }
 }
@@ -190,6 +198,9 @@ impl BertModel {
 
     /// Encode a batch. Inputs are `[batch, seq]` with `seq <= max_sequence_len` and ids in range
     /// (see [`BertModel::try_forward`] for a checked call).
+    ///
+    /// With an active prompt-tuning adapter the outputs are `prompt_length` positions longer
+    /// (`[batch, prompt_length + seq, hidden]`, AdapterHub's layout).
     pub fn forward(&self, input: BertInput) -> BertModelOutput {
         let device = input.input_ids.device();
         let dims = input.input_ids.dims();
@@ -199,13 +210,27 @@ impl BertModel {
         let attention_mask = input
             .attention_mask
             .unwrap_or_else(|| Tensor::ones(dims, &device));
+        let x = self.embeddings.forward(input.input_ids, token_type_ids);
+        // Prompt tuning: the prompt goes after the embedding layer, always attended.
+        let (x, attention_mask) = match self.prefix.active_prompt() {
+            Some(prompt) => {
+                let ones = Tensor::ones([dims[0], prompt.len()], &device);
+                (
+                    prompt.combine(x),
+                    Tensor::cat(vec![ones, attention_mask], 1),
+                )
+            }
+            None => (x, attention_mask),
+        };
         // A `Parallel` adapter setup runs every adapter on its own copy of the batch.
         let channels = peft_core::parallel_channels(self);
         let bias = peft_core::replicate_batch(mask_bias(attention_mask), channels);
-        let x = self.embeddings.forward(input.input_ids, token_type_ids);
         let mut x = peft_core::replicate_batch(x, channels);
-        for layer in &self.encoder.layer {
-            x = layer.forward(x, bias.clone());
+        let prefixes = self
+            .prefix
+            .layer_prefixes(self.encoder.layer.len(), x.dims()[0]);
+        for (layer, prefix) in self.encoder.layer.iter().zip(&prefixes) {
+            x = layer.forward_with_prefix(x, bias.clone(), prefix.as_ref());
         }
         let pooler_output = self.pooler.as_ref().map(|p| p.forward(x.clone()));
         BertModelOutput {
@@ -232,6 +257,22 @@ impl AdapterHost for BertModel {
 
     fn d_model(&self) -> usize {
         self.hidden_size
+    }
+
+    fn prefix_pool(&self) -> Option<&PrefixPool> {
+        Some(&self.prefix)
+    }
+
+    fn prefix_pool_mut(&mut self) -> Option<&mut PrefixPool> {
+        Some(&mut self.prefix)
+    }
+
+    fn num_attention_heads(&self) -> usize {
+        self.num_attention_heads
+    }
+
+    fn takes_prompts(&self) -> bool {
+        true
     }
 
     fn attention_dropout(&self) -> f64 {

@@ -6,7 +6,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
 use peft_core::dropout::dropout;
-use peft_core::{AdapterLayer, LinearSite};
+use peft_core::{AdapterLayer, LayerPrefix, LinearSite};
 
 use super::config::Gpt2Config;
 use super::conv1d::Conv1D;
@@ -92,6 +92,20 @@ impl Gpt2Attention {
         bias: Tensor<4>,
         past: Option<LayerKv>,
     ) -> (Tensor<3>, LayerKv) {
+        self.forward_with_prefix(x, bias, past, None)
+    }
+
+    /// [`Gpt2Attention::forward`] with prefix-tuning keys/values prepended after the cache
+    /// (AdapterHub's hook): every query attends the prefix, which holds no position. The
+    /// returned keys/values (the cache) never hold the prefix, so each decoding step prepends
+    /// it exactly once and position ids are not shifted by it.
+    pub fn forward_with_prefix(
+        &self,
+        x: Tensor<3>,
+        bias: Tensor<4>,
+        past: Option<LayerKv>,
+        prefix: Option<&LayerPrefix>,
+    ) -> (Tensor<3>, LayerKv) {
         let [b, s, d] = x.dims();
         let qkv = self.c_attn.forward(x);
         let q = self.split_heads(qkv.clone().narrow(2, 0, d));
@@ -104,14 +118,25 @@ impl Gpt2Attention {
             ),
             _ => (k, v),
         };
+        let present = LayerKv {
+            key: k.clone(),
+            value: v.clone(),
+        };
+        let (k, v, bias) = match prefix {
+            Some(p) => {
+                let (k, v) = p.prepend(k, v);
+                (k, v, p.extend_bias(bias))
+            }
+            None => (k, v, bias),
+        };
         // transformers (eager): (q k^T) / sqrt(head_dim), + mask, softmax, dropout, @ v.
         let scores = q
-            .matmul(k.clone().swap_dims(2, 3))
+            .matmul(k.swap_dims(2, 3))
             .div_scalar((self.head_dim as f64).sqrt());
         let probs = dropout(&self.attn_dropout, softmax(scores + bias, 3));
-        let context = probs.matmul(v.clone()).swap_dims(1, 2).reshape([b, s, d]);
+        let context = probs.matmul(v).swap_dims(1, 2).reshape([b, s, d]);
         let out = dropout(&self.resid_dropout, self.c_proj.forward(context));
-        (out, LayerKv { key: k, value: v })
+        (out, present)
     }
 }
 

@@ -92,8 +92,21 @@ impl Gpt2Block {
         bias: Tensor<4>,
         past: Option<LayerKv>,
     ) -> (Tensor<3>, LayerKv) {
+        self.forward_with_prefix(x, bias, past, None)
+    }
+
+    /// [`Gpt2Block::forward`] with a prefix-tuning prefix for this block's attention.
+    pub fn forward_with_prefix(
+        &self,
+        x: Tensor<3>,
+        bias: Tensor<4>,
+        past: Option<LayerKv>,
+        prefix: Option<&peft_core::LayerPrefix>,
+    ) -> (Tensor<3>, LayerKv) {
         let residual = x.clone();
-        let (attn, kv) = self.attn.forward(self.ln_1.forward(x), bias, past);
+        let (attn, kv) = self
+            .attn
+            .forward_with_prefix(self.ln_1.forward(x), bias, past, prefix);
         let x = self.attn.adapters.forward(attn, residual, None);
         let residual = x.clone();
         let ff = self.mlp.forward(self.ln_2.forward(x));

@@ -6,7 +6,9 @@ use burn::nn::{
 };
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
-use peft_core::{AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo, LinearSite, LinearTarget};
+use peft_core::{
+    AdapterHost, AdapterLayer, AdapterSite, BaseModelInfo, LinearSite, LinearTarget, PrefixPool,
+};
 
 use super::attention::{LayerKv, attention_bias};
 use super::block::Gpt2Block;
@@ -40,6 +42,10 @@ pub struct Gpt2Model {
     pub vocab_size: usize,
     /// End-of-sequence token id from the config.
     pub eos_token_id: u32,
+    /// Attention heads per block.
+    pub n_head: usize,
+    /// The prefix-tuning adapters (`prefix.adapters.<name>.…`).
+    pub prefix: PrefixPool,
 }
 
 impl Gpt2Config {
@@ -68,6 +74,8 @@ impl Gpt2Config {
             n_embd: self.n_embd,
             vocab_size: self.vocab_size,
             eos_token_id: self.eos_token_id,
+            n_head: self.n_head,
+            prefix: PrefixPool::new(),
         })
     }
 }
@@ -182,8 +190,10 @@ impl Gpt2Model {
         };
         let mut past = past.into_iter();
         let mut present = Vec::with_capacity(self.h.len());
-        for block in &self.h {
-            let (out, kv) = block.forward(x, bias.clone(), past.next());
+        let prefixes = self.prefix.layer_prefixes(self.h.len(), x.dims()[0]);
+        for (block, prefix) in self.h.iter().zip(&prefixes) {
+            let (out, kv) =
+                block.forward_with_prefix(x, bias.clone(), past.next(), prefix.as_ref());
             x = out;
             present.push(kv);
         }
@@ -208,6 +218,18 @@ impl AdapterHost for Gpt2Model {
 
     fn d_model(&self) -> usize {
         self.n_embd
+    }
+
+    fn prefix_pool(&self) -> Option<&PrefixPool> {
+        Some(&self.prefix)
+    }
+
+    fn prefix_pool_mut(&mut self) -> Option<&mut PrefixPool> {
+        Some(&mut self.prefix)
+    }
+
+    fn num_attention_heads(&self) -> usize {
+        self.n_head
     }
 
     fn attention_dropout(&self) -> f64 {
