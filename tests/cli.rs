@@ -545,3 +545,90 @@ fn bad_command_lines_fail_in_one_line_before_any_download() {
         );
     }
 }
+
+/// `generate` on the tiny GPT-2 reproduces `transformers`' greedy continuation of the
+/// fixture's prompt (token `i` is the word `t{i}` in a word-level tokenizer written here).
+#[test]
+fn generate_reproduces_the_transformers_greedy_continuation() {
+    let sb = Sandbox::new();
+    let gpt2 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny-gpt2");
+    let golden =
+        json(&std::fs::read_to_string(gpt2.join("golden.json")).unwrap_or_else(|e| panic!("{e}")));
+    let ids = |key: &str| -> Vec<u64> {
+        golden[key]["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}"))
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect()
+    };
+    let (prompt, expected) = (ids("greedy_prompt"), ids("greedy_output"));
+    let vocab: Vec<(String, u32)> = (0..97u32).map(|i| (format!("t{i}"), i)).collect();
+    let model = WordLevel::builder()
+        .vocab(vocab.into_iter().collect())
+        .unk_token("t0".into())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut tok = Tokenizer::new(model);
+    tok.with_pre_tokenizer(Some(Whitespace));
+    tok.save(sb.path("gpt2-tokenizer.json"), false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let words = |ids: &[u64]| {
+        ids.iter()
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let new_tokens = (expected.len() - prompt.len()).to_string();
+    let out = json(&sb.ok(&[
+        "--quiet",
+        "--json",
+        "generate",
+        "--model",
+        &gpt2.display().to_string(),
+        "--tokenizer",
+        &sb.p("gpt2-tokenizer.json"),
+        "--prompt",
+        &words(&prompt),
+        "--max-new-tokens",
+        &new_tokens,
+    ]));
+    let text = out["text"].as_str().unwrap_or_default();
+    // The prompt and its continuation, as `transformers`' `generate` returns them.
+    assert_eq!(text, words(&expected));
+}
+
+/// Every `burn-peft` command in the README's quickstart names a command that exists and only
+/// flags that command accepts (the runs themselves need the real model and data: `.ci/run`).
+#[test]
+fn readme_commands_use_existing_commands_and_flags() {
+    let sb = Sandbox::new();
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let mut checked = 0;
+    let mut in_sh = false;
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_sh = line == "```sh";
+            continue;
+        }
+        let Some(at) = line.find("burn-peft ") else {
+            continue;
+        };
+        if !in_sh || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line[at..].split_whitespace().collect();
+        let Some(cmd) = words.get(1) else { continue };
+        let help = sb.ok(&[cmd, "--help"]);
+        for flag in words.iter().filter(|w| w.starts_with("--")) {
+            assert!(
+                help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+                "README: `{line}`: {cmd} has no {flag}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 7, "only {checked} README commands found");
+}
