@@ -248,13 +248,34 @@ fn train_inspect_eval_predict_convert_round_trip() {
         .unwrap_or(f64::NAN);
     assert!(trained_acc > 75.0, "the tiny task did not train: {report}");
 
-    // metrics.csv: a header and one row per epoch, the last one's validation accuracy that of
-    // the report.
+    // metrics.csv: a row per batch (160 examples / 16 = 10 a epoch), then one per epoch, whose
+    // validation accuracy at the end is the report's.
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap_or_else(|e| panic!("{e}"));
-    let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[0].starts_with("epoch,train_loss,"), "{csv}");
-    assert!(lines[2].starts_with("2,"), "{csv}");
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert!(
+        csv.starts_with("kind,epoch,batch,examples,train_loss,"),
+        "{csv}"
+    );
+    let steps: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "step").collect();
+    let epochs: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "epoch").collect();
+    assert_eq!((steps.len(), epochs.len()), (20, 2), "{csv}");
+    assert_eq!(
+        (steps[9][1], steps[9][2], steps[9][3]),
+        ("1", "10", "160"),
+        "{csv}"
+    );
+    assert!(
+        steps
+            .iter()
+            .all(|r| r[4].parse::<f64>().is_ok_and(f64::is_finite)),
+        "{csv}"
+    );
+    let last_valid: f64 = epochs[1][7].parse().unwrap_or(f64::NAN);
+    assert!((last_valid - trained_acc).abs() < 1e-6, "{csv}");
     assert!(run.join("metrics.json").is_file());
 
     // inspect: method, head labels from the string labels (sorted), parameter count.
@@ -340,6 +361,7 @@ fn train_inspect_eval_predict_convert_round_trip() {
     let info = json(&sb.ok(&["--json", "inspect", &hub.display().to_string()]));
     assert_eq!(info["format"], "adapterhub");
     assert_eq!(info["name"], "sentiment");
+    assert_eq!(info["parameters"], 1104 + 1056 + 66, "{info}");
     assert_eq!(
         info["head"]["label_names"],
         serde_json::json!(["neg", "pos"])

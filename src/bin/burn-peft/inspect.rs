@@ -76,14 +76,16 @@ fn describe_ours(dir: &Path, file: &AdapterFile) -> CmdResult<Value> {
 fn describe_hub(dir: &Path) -> CmdResult<Value> {
     let file = HubAdapterFile::read(dir.join(adapterhub::CONFIG_FILE))?;
     let head = dir_head(dir)?;
-    let weights = [adapterhub::WEIGHTS_SAFETENSORS, adapterhub::WEIGHTS_BIN]
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file());
-    let params = match &weights {
-        Some(p) => safetensors_params(p)?,
-        None => None,
-    };
+    // Adapter and head weights (safetensors only: a `.bin` is not parsed here).
+    let mut params = None;
+    for f in [
+        adapterhub::WEIGHTS_SAFETENSORS,
+        adapterhub::HEAD_WEIGHTS_SAFETENSORS,
+    ] {
+        if let Some(n) = safetensors_params(&dir.join(f))? {
+            params = Some(params.unwrap_or(0) + n);
+        }
+    }
     Ok(json!({
         "format": "adapterhub",
         "name": file.name,

@@ -107,24 +107,35 @@ fn prepare(cmd: &TrainCmd, out: &Output) -> CmdResult<(Prepared, crate::common::
     ))
 }
 
-/// `metrics.csv`: one row per epoch.
+/// `metrics.csv`: a `step` row per training batch, then an `epoch` row per epoch (with the
+/// validation numbers).
 fn metrics_csv(report: &TrainingReport) -> String {
     let mut s = String::from(
-        "epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,train_examples,train_seconds,train_examples_per_sec\n",
+        "kind,epoch,batch,examples,train_loss,train_accuracy,valid_loss,valid_accuracy,train_seconds\n",
     );
     let opt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
     for e in &report.epochs {
+        for p in &e.steps {
+            let _ = writeln!(
+                s,
+                "step,{},{},{},{},{},,,",
+                e.epoch,
+                p.batch,
+                p.examples,
+                opt(p.loss),
+                opt(p.accuracy)
+            );
+        }
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{}",
+            "epoch,{},,{},{},{},{},{},{}",
             e.epoch,
+            e.train_examples,
             opt(e.train_loss),
             opt(e.train_accuracy),
             opt(e.valid_loss),
             opt(e.valid_accuracy),
-            e.train_examples,
-            e.train_seconds,
-            e.train_examples_per_sec
+            e.train_seconds
         );
     }
     s
