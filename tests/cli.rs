@@ -287,6 +287,11 @@ fn train_inspect_eval_predict_convert_round_trip() {
         serde_json::json!(["neg", "pos"])
     );
     assert_eq!(info["base_model"]["hidden_size"], 32);
+    assert_eq!(
+        info["sites"],
+        serde_json::json!(["layer0.feed_forward_output", "layer1.feed_forward_output"]),
+        "{info}"
+    );
     // Pfeiffer, width 32/4 = 8 on 2 layers: (32*8+8 + 8*32+32) * 2 = 1104; head 32*32+32 + 32*2+2.
     assert_eq!(info["parameters"], 1104 + 1056 + 66, "{info}");
 

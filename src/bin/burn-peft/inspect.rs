@@ -61,9 +61,22 @@ fn describe_ours(dir: &Path, file: &AdapterFile) -> CmdResult<Value> {
         ),
     };
     let weights = burn_peft::core::file::weights_file(dir);
+    // Where the adapter sits: `layer<i>.<site>` for every layer of the base it targets.
+    let sites: Vec<String> = match &file.adapter {
+        AdapterMethod::Bottleneck(c) => (0..file.base_model.num_layers)
+            .flat_map(|l| {
+                burn_peft::core::AdapterSite::ALL
+                    .into_iter()
+                    .filter(move |&s| c.placement.targets(l, s))
+                    .map(move |s| format!("layer{l}.{}", s.name()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(json!({
         "format": "burn-peft",
         "method": method,
+        "sites": sites,
         "config": config,
         "base_model": file.base_model,
         "head": file.head,
