@@ -331,6 +331,87 @@ mod tests {
         assert!(split_csv(r#"a,"b"#).is_err());
     }
 
+    fn columns(pair: bool) -> Columns {
+        Columns {
+            text: "q".into(),
+            text_pair: pair.then(|| "a".into()),
+            label: "y".into(),
+        }
+    }
+
+    #[test]
+    fn csv_tsv_and_json_lines_read_the_named_columns() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+            p
+        };
+        let expected = vec![
+            RawExample {
+                text_a: "why, though?".into(),
+                text_b: Some("because".into()),
+                label: Some("yes".into()),
+                line: 2,
+            },
+            RawExample {
+                text_a: "how".into(),
+                text_b: Some("so \"quoted\"".into()),
+                label: Some("1".into()),
+                line: 3,
+            },
+        ];
+        let csv = write(
+            "d.csv",
+            "id,q,a,y\r\n7,\"why, though?\",because,yes\r\n8,how,\"so \"\"quoted\"\"\",1\r\n",
+        );
+        assert_eq!(
+            read_examples(&csv, &columns(true), true).ok(),
+            Some(expected.clone())
+        );
+        let tsv = write(
+            "d.tsv",
+            "q\ta\ty\nwhy, though?\tbecause\tyes\nhow\tso \"quoted\"\t1\n",
+        );
+        assert_eq!(
+            read_examples(&tsv, &columns(true), true).ok(),
+            Some(expected.clone())
+        );
+        let jsonl = write(
+            "d.jsonl",
+            "{\"q\": \"x\"}\n{\"q\": \"why, though?\", \"a\": \"because\", \"y\": \"yes\"}\n{\"q\": \"how\", \"a\": \"so \\\"quoted\\\"\", \"y\": 1}\n",
+        );
+        let err = read_examples(&jsonl, &columns(true), true).map_err(|e| e.to_string());
+        assert_eq!(
+            err,
+            Err(format!("{}:1: no text field `a`", jsonl.display()))
+        );
+        let jsonl = write(
+            "e.jsonl",
+            "\n{\"q\": \"why, though?\", \"a\": \"because\", \"y\": \"yes\"}\n{\"q\": \"how\", \"a\": \"so \\\"quoted\\\"\", \"y\": 1}\n",
+        );
+        assert_eq!(
+            read_examples(&jsonl, &columns(true), true).ok(),
+            Some(expected)
+        );
+        // A missing label column, a short row, an unknown extension.
+        let err = read_examples(
+            &tsv,
+            &Columns {
+                label: "z".into(),
+                ..columns(false)
+            },
+            true,
+        )
+        .map_err(|e| e.to_string());
+        assert!(err.is_err_and(|e| e.contains(":1: no column `z`")));
+        let short = write("s.tsv", "q\ty\nonly one\n");
+        let err = read_examples(&short, &columns(false), true).map_err(|e| e.to_string());
+        assert!(err.is_err_and(|e| e.contains(":2: 1 columns, the header has 2")));
+        let txt = write("d.txt", "q\n");
+        assert!(read_examples(&txt, &columns(false), true).is_err());
+    }
+
     #[test]
     fn labels_map_ints_by_value_and_strings_sorted() {
         let ints = LabelMap::from_labels(["2", "0", "2"]);
