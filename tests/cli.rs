@@ -107,6 +107,10 @@ impl Sandbox {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let url = format!(
             "http://{}",
             self.listener
@@ -122,7 +126,13 @@ impl Sandbox {
             .env_remove("HF_HUB_OFFLINE")
             .env("XDG_CACHE_HOME", self.path("cache"))
             .env_remove("BURN_DEVICE")
-            .stdin(Stdio::null());
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for var in [
             "BURN_PEFT_GLUE_SST2_URL",
             "BURN_PEFT_GLUE_COLA_URL",
@@ -130,7 +140,13 @@ impl Sandbox {
         ] {
             cmd.env(var, format!("{url}/glue.zip"));
         }
-        let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(text.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
         match self.listener.accept() {
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             other => panic!(
@@ -346,6 +362,25 @@ fn train_inspect_eval_predict_convert_round_trip() {
         right += usize::from(p["label"] == *t);
     }
     assert!((100.0 * right as f64 / 40.0 - trained_acc).abs() < 1e-9);
+    // The same from stdin (`--input -`, the default): the first two inputs, same answers.
+    let two: String = inputs.lines().take(2).map(|l| format!("{l}\n")).collect();
+    let mut args = vec!["predict".to_string()];
+    args.extend(sb.model_args());
+    args.extend(["--adapter".to_string(), adapter.display().to_string()]);
+    let out = sb.run_with_stdin(&strs(&args), Some(&two));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let piped: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(json)
+        .collect();
+    assert_eq!(piped.len(), 2);
+    for (a, b) in piped.iter().zip(&preds) {
+        assert_eq!((&a["text"], &a["label"]), (&b["text"], &b["label"]));
+    }
 
     // convert to AdapterHub's format and back: the same accuracy from each.
     let hub = sb.path("hub");
