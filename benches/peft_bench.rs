@@ -69,6 +69,121 @@ const SYNTH_LEN_W2: usize = 51;
 
 // ------------------------------------------------------------------------------------ flags
 
+/// The benchmark's command line (clap): `w1`..`report`, common flags anywhere.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "peft_bench",
+    about = "burn-peft on the PyTorch peer benchmark's workloads (MiniLM-L6 on SST-2)",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+    /// Device: flex, ndarray, wgpu, vulkan, metal, cuda [default: compiled-in backend]
+    #[arg(long, global = true, value_parser = burn_peft::cli::device_name)]
+    device: Option<String>,
+    /// Model directory [default: $PEFT_ASSETS_DIR/models/all-MiniLM-L6-v2, else random weights]
+    #[arg(long, global = true)]
+    model: Option<String>,
+    /// SST-2 directory with train.tsv [default: $PEFT_ASSETS_DIR/data/sst2, else synthetic]
+    #[arg(long, global = true)]
+    data: Option<String>,
+    /// Append the result's JSON line to FILE
+    #[arg(long, global = true, value_name = "FILE")]
+    json_out: Option<String>,
+    /// Added by `cargo bench`; ignored
+    #[arg(long, global = true, hide = true)]
+    bench: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Training throughput: batch 32, max length 64, 5 warm-up + 60 timed steps, AdamW
+    W1 {
+        /// seq_bn, double_seq_bn, head or full [default: seq_bn]
+        #[arg(long, value_parser = ["seq_bn", "double_seq_bn", "head", "full"])]
+        method: Option<String>,
+        /// Adapter (and head) dropout [default: none]
+        #[arg(long, value_parser = burn_peft::cli::probability)]
+        dropout: Option<f64>,
+        /// Timed repeats [default: 3]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        repeats: Option<usize>,
+        /// Warm-up steps [default: 5]
+        #[arg(long)]
+        warmup: Option<usize>,
+        /// Timed steps [default: 60]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        steps: Option<usize>,
+        /// Batch size [default: 32]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        batch_size: Option<usize>,
+    },
+    /// Inference throughput over dev.tsv (batch 64), eval mode
+    W2 {
+        /// base, head, seq_bn or double_seq_bn [default: base]
+        #[arg(long, value_parser = ["base", "head", "seq_bn", "double_seq_bn"])]
+        variant: Option<String>,
+        /// Timed passes [default: 3]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        passes: Option<usize>,
+        /// Batch size [default: 64]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        batch_size: Option<usize>,
+    },
+    /// Peak RSS of a child process running `w1 --repeats 1`
+    W3 {
+        /// As for w1 [default: seq_bn]
+        #[arg(long, value_parser = ["seq_bn", "double_seq_bn", "head", "full"])]
+        method: Option<String>,
+        /// Child processes [default: 1]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        tries: Option<usize>,
+        /// As for w1
+        #[arg(long, value_parser = burn_peft::cli::probability)]
+        dropout: Option<f64>,
+    },
+    /// One BERT layer with vs without adapters (ratio)
+    Overhead {
+        /// Forward passes per round [default: 30]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        reps: Option<usize>,
+        /// Rounds [default: 5]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        rounds: Option<usize>,
+        /// Batch size [default: 32]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        batch_size: Option<usize>,
+        /// Sequence length [default: 39]
+        #[arg(long, value_parser = burn_peft::cli::positive_usize)]
+        seq: Option<usize>,
+    },
+    /// Trainable / total parameter counts per method
+    Params,
+    /// Bytes of saved adapter directories
+    Sizes,
+    /// Markdown tables from JSON lines
+    Report {
+        /// Our JSON lines
+        #[arg(long, value_name = "FILE", value_parser = burn_peft::cli::existing_file)]
+        ours: String,
+        /// The PyTorch side's JSON lines
+        #[arg(long, value_name = "FILE")]
+        torch: Option<String>,
+        /// The peer's results directory [default: $PEFT_ASSETS_DIR/bench/peer/results]
+        #[arg(long, value_name = "DIR")]
+        peer: Option<String>,
+        /// Write the report to FILE too
+        #[arg(long, value_name = "FILE")]
+        out: Option<String>,
+        /// Markdown appended to the report
+        #[arg(long, value_name = "FILE")]
+        notes: Option<String>,
+    },
+}
+
+/// The parsed command line as `--flag value` strings (clap checked names and values), so the
+/// commands read flags by name.
 #[derive(Clone, Debug)]
 struct Args {
     cmd: String,
@@ -77,34 +192,38 @@ struct Args {
 
 impl Args {
     fn parse() -> Res<Self> {
-        let mut cmd = None;
-        let mut flags = BTreeMap::new();
-        let mut it = std::env::args().skip(1).peekable();
-        while let Some(a) = it.next() {
-            if a == "--bench" {
-                continue; // added by `cargo bench`
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command();
+        let matches = match command.try_get_matches() {
+            Ok(m) => m,
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => e.exit(),
+            Err(e)
+                if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+            {
+                e.exit()
             }
-            if let Some(name) = a.strip_prefix("--") {
-                let (name, value) = match name.split_once('=') {
-                    Some((n, v)) => (n.to_string(), v.to_string()),
-                    None => match it.peek() {
-                        Some(v) if !v.starts_with("--") => {
-                            let v = v.clone();
-                            it.next();
-                            (name.to_string(), v)
-                        }
-                        _ => (name.to_string(), "true".to_string()),
-                    },
-                };
-                flags.insert(name, value);
-            } else if cmd.is_none() {
-                cmd = Some(a);
-            } else {
-                return Err(format!("unexpected argument `{a}`").into());
+            Err(e) => return Err(burn_peft::cli::one_line(&e.to_string()).into()),
+        };
+        Cli::from_arg_matches(&matches).map_err(|e| burn_peft::cli::one_line(&e.to_string()))?;
+        let (cmd, sub) = matches
+            .subcommand()
+            .ok_or("no command given (see --help)")?;
+        let mut flags = BTreeMap::new();
+        for m in [&matches, sub] {
+            for id in m.ids() {
+                let id = id.as_str();
+                if id == "bench" {
+                    continue;
+                }
+                if let Ok(Some(mut values)) = m.try_get_raw(id)
+                    && let Some(v) = values.next_back()
+                {
+                    flags.insert(id.replace('_', "-"), v.to_string_lossy().into_owned());
+                }
             }
         }
         Ok(Self {
-            cmd: cmd.unwrap_or_else(|| "help".into()),
+            cmd: cmd.to_string(),
             flags,
         })
     }
@@ -1453,16 +1572,6 @@ fn cmd_report(args: &Args) -> Res<()> {
 
 // --------------------------------------------------------------------------------- main
 
-const HELP: &str =
-    "usage: cargo bench --bench peft_bench -- <w1|w2|w3|overhead|params|sizes|report> [flags]
-  w1 --method seq_bn|double_seq_bn|head|full [--dropout P] [--repeats 3] [--warmup 5] [--steps 60]
-  w2 --variant base|head|seq_bn|double_seq_bn [--passes 3]
-  w3 --method M [--tries 1] [--dropout P]
-  overhead [--reps 30] [--rounds 5] [--seq 39]
-  params | sizes
-  report --ours FILE [--torch FILE] [--peer DIR] [--out FILE] [--notes FILE]
-common: --device NAME --model DIR --data DIR --json-out FILE (assets default to $PEFT_ASSETS_DIR)";
-
 fn main() -> Res<()> {
     // Reuse freed tensor buffers instead of page-faulting new ones (CPU backends, glibc).
     burn_peft::device::tune_host_allocator();
@@ -1475,10 +1584,6 @@ fn main() -> Res<()> {
         "params" => cmd_params(&args),
         "sizes" => cmd_sizes(&args),
         "report" => cmd_report(&args),
-        "help" => {
-            println!("{HELP}");
-            Ok(())
-        }
-        other => Err(format!("unknown command `{other}`\n{HELP}").into()),
+        other => Err(format!("unknown command `{other}` (see --help)").into()),
     }
 }

@@ -5,6 +5,9 @@
 //!     --text corpus.txt [flags]
 //! ```
 //!
+//! `--help` lists every flag with its default; values are checked before anything is loaded or
+//! downloaded.
+//!
 //! The base stays frozen; only bottleneck adapters train (burn-train Learner, adapter-only
 //! checkpoints, resume, Ctrl-C). Prints the validation perplexity before and after and a
 //! continuation of `--prompt` by the base and by the adapted model.
@@ -45,29 +48,129 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use burn::module::Module;
 use burn::train::Interrupter;
+use burn_peft::cli::{GenerationArgs, ScheduleArg, continue_prompt};
 use burn_peft::core::{AdapterConfig, BottleneckWidth};
-use burn_peft::models::gpt2::{GenerationConfig, Gpt2Model};
+use burn_peft::models::gpt2::Gpt2Model;
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
 use burn_peft::train::TrainError;
 use burn_peft::train::lm::{
     LmData, LmTrainingConfig, Remainder, TextFormat, load_lm_blocks, train_causal_lm,
 };
-use burn_peft::train::optim::{OptimConfig, Schedule};
+use burn_peft::train::optim::OptimConfig;
 use burn_peft::train::trainer::RunOptions;
-use common::{Args, human_bytes};
+use clap::{Parser, ValueEnum};
+use common::human_bytes;
 
 type AnyError = Box<dyn std::error::Error>;
+
+/// The adapter methods a causal LM trains here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LmMethod {
+    /// Houlsby et al. 2019.
+    Houlsby,
+    /// Pfeiffer et al. 2021.
+    Pfeiffer,
+}
+
+/// How the corpus file splits into documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// One document per file.
+    Plain,
+    /// One document per blank-line-separated paragraph.
+    Paragraphs,
+    /// One document per JSON line (field --field).
+    Jsonl,
+}
+
+/// Adapter fine-tuning of GPT-2 as a language model (see the doc comment of
+/// examples/gpt2_lm.rs).
+#[derive(Parser, Debug)]
+#[command(name = "gpt2_lm")]
+struct Cli {
+    /// Hugging Face GPT-2 directory or Hub id
+    #[arg(long, value_name = "DIR|HUB_ID", default_value = "gpt2", value_parser = burn_peft::cli::model_spec)]
+    model: String,
+    /// A tokenizer.json [default: the one in the model directory]
+    #[arg(long, value_name = "PATH", value_parser = burn_peft::cli::existing_file)]
+    tokenizer: Option<PathBuf>,
+    /// The corpus: plain text, or JSON Lines when it ends in .jsonl
+    #[arg(long, value_name = "FILE", value_parser = burn_peft::cli::existing_file)]
+    text: PathBuf,
+    /// Document split [default: from the extension]
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// The JSON Lines text field
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Tokens per training block [default: min(128, n_positions)]
+    #[arg(long, value_name = "N", value_parser = burn_peft::cli::positive_usize)]
+    block_size: Option<usize>,
+    /// Pad the last block (mask 0) instead of dropping it
+    #[arg(long)]
+    pad_remainder: bool,
+    /// Share of the blocks held out for validation
+    #[arg(long, value_name = "F", default_value_t = 0.1, value_parser = burn_peft::cli::probability)]
+    valid_fraction: f64,
+    /// flex, ndarray, wgpu, vulkan, metal, cuda [default: the compiled-in backend, or BURN_DEVICE]
+    #[arg(long, value_parser = burn_peft::cli::device_name)]
+    device: Option<String>,
+    /// Adapter method
+    #[arg(long, value_enum, default_value_t = LmMethod::Pfeiffer)]
+    method: LmMethod,
+    /// Bottleneck width as d_model / F
+    #[arg(long, value_name = "F", default_value_t = 16.0, value_parser = burn_peft::cli::positive_f64)]
+    reduction_factor: f64,
+    /// Bottleneck width N (instead of --reduction-factor)
+    #[arg(long, value_name = "N", value_parser = burn_peft::cli::positive_usize)]
+    bottleneck: Option<usize>,
+    /// Adapter dropout probability
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = burn_peft::cli::probability)]
+    dropout: f64,
+    /// Epochs
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = burn_peft::cli::positive_usize)]
+    epochs: usize,
+    /// Training batch size
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = burn_peft::cli::positive_usize)]
+    batch_size: usize,
+    /// Peak learning rate
+    #[arg(long, value_name = "F", default_value_t = 1e-3, value_parser = burn_peft::cli::positive_f64)]
+    lr: f64,
+    /// Learning-rate schedule (linear: 6% warm-up then linear decay)
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Linear)]
+    schedule: ScheduleArg,
+    /// Batches per optimizer step
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = burn_peft::cli::positive_usize)]
+    grad_accumulation: usize,
+    /// A progress line every N batches
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    log_every: usize,
+    /// Seed (also the sampling seed)
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output directory [default: runs/gpt2-lm-<method>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Start over in --out, removing the earlier run's checkpoints and results
+    #[arg(long)]
+    overwrite: bool,
+    /// A checkpoint every N optimizer steps (also at each epoch end)
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    checkpoint_every: usize,
+    #[command(flatten)]
+    generation: GenerationArgs,
+}
 
 fn main() -> ExitCode {
     // Reuse freed tensor buffers instead of page-faulting new ones (CPU backends, glibc).
     burn_peft::device::tune_host_allocator();
-    match run() {
+    let cli: Cli = burn_peft::cli::parse_or_exit();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -76,104 +179,54 @@ fn main() -> ExitCode {
     }
 }
 
-fn adapter_from(args: &Args) -> Result<(String, AdapterConfig), AnyError> {
-    let name: String = args.get_or("method", "pfeiffer".to_string())?;
-    let rf: f64 = args.get_or("reduction-factor", 16.0)?;
-    let mut config = match name.as_str() {
-        "houlsby" => AdapterConfig::houlsby(rf),
-        "pfeiffer" => AdapterConfig::pfeiffer(rf),
-        other => return Err(format!("unknown --method `{other}` (houlsby, pfeiffer)").into()),
-    };
-    if let Some(d) = args.get::<usize>("bottleneck")? {
-        config.bottleneck.width = BottleneckWidth::BottleneckDim(d);
-    }
-    config.bottleneck.dropout = args.get_or("dropout", 0.0)?;
-    Ok((name, config))
-}
-
-fn format_from(args: &Args, text: &Path) -> Result<TextFormat, AnyError> {
-    let field: String = args.get_or("field", "text".to_string())?;
-    Ok(match args.get::<String>("format")?.as_deref() {
-        None => match TextFormat::from_path(text) {
-            TextFormat::JsonLines { .. } => TextFormat::json_lines(field),
+fn run(cli: Cli) -> Result<(), AnyError> {
+    let device = burn_peft::device::select_device(cli.device.as_deref())?;
+    let model_spec = cli.model.clone();
+    let tokenizer_path = cli.tokenizer.clone();
+    let text = cli.text.clone();
+    let format = match cli.format {
+        None => match TextFormat::from_path(&text) {
+            TextFormat::JsonLines { .. } => TextFormat::json_lines(cli.field.clone()),
             other => other,
         },
-        Some("plain") => TextFormat::Plain,
-        Some("paragraphs") => TextFormat::Paragraphs,
-        Some("jsonl") => TextFormat::json_lines(field),
-        Some(other) => {
-            return Err(format!("unknown --format `{other}` (plain, paragraphs, jsonl)").into());
-        }
-    })
-}
-
-fn generation_from(args: &Args, seed: u64) -> Result<GenerationConfig, AnyError> {
-    let temperature: f64 = args.get_or("temperature", 0.0)?;
-    if !(temperature >= 0.0 && temperature.is_finite()) {
-        return Err(format!("--temperature must be >= 0, got {temperature}").into());
-    }
-    let config = GenerationConfig::new()
-        .with_max_new_tokens(args.get_or("max-new-tokens", 40)?)
-        .with_top_k(args.get("top-k")?)
-        .with_top_p(args.get("top-p")?)
-        .with_seed(seed);
-    Ok(if temperature == 0.0 {
-        config
-    } else {
-        config.with_do_sample(true).with_temperature(temperature)
-    })
-}
-
-/// The prompt continued by `model` (in eval mode), decoded.
-fn continue_prompt(
-    model: &Gpt2Model,
-    tokenizer: &TextTokenizer,
-    prompt: &[u32],
-    config: &GenerationConfig,
-) -> Result<String, AnyError> {
-    let out = model.valid().generate(&[prompt.to_vec()], config)?;
-    let ids = out.first().map(Vec::as_slice).unwrap_or_default();
-    Ok(tokenizer.decode(ids)?)
-}
-
-fn run() -> Result<(), AnyError> {
-    let args = Args::parse(&["pad-remainder", "overwrite"])?;
-    let device = burn_peft::device::select_device(args.get::<String>("device")?.as_deref())?;
-    let model_spec: String = args.get_or("model", "gpt2".to_string())?;
-    let tokenizer_path: Option<PathBuf> = args.get("tokenizer")?;
-    let text: PathBuf = args
-        .get("text")?
-        .ok_or("--text FILE is required (plain text, or JSON Lines ending in .jsonl)")?;
-    let format = format_from(&args, &text)?;
-    let block_size: Option<usize> = args.get("block-size")?;
-    let valid_fraction: f64 = args.get_or("valid-fraction", 0.1)?;
-    let pad_remainder = args.flag("pad-remainder");
-    let (method, adapter) = adapter_from(&args)?;
-    let schedule = match args.get_or("schedule", "linear".to_string())?.as_str() {
-        "linear" => Schedule::WarmupLinear { warmup_ratio: 0.06 },
-        "constant" => Schedule::Constant,
-        other => return Err(format!("unknown --schedule `{other}` (linear, constant)").into()),
+        Some(FormatArg::Plain) => TextFormat::Plain,
+        Some(FormatArg::Paragraphs) => TextFormat::Paragraphs,
+        Some(FormatArg::Jsonl) => TextFormat::json_lines(cli.field.clone()),
     };
-    let seed: u64 = args.get_or("seed", 42)?;
+    let block_size = cli.block_size;
+    let valid_fraction = cli.valid_fraction;
+    let pad_remainder = cli.pad_remainder;
+    let rf = cli.reduction_factor;
+    let (method, mut adapter) = match cli.method {
+        LmMethod::Houlsby => ("houlsby", AdapterConfig::houlsby(rf)),
+        LmMethod::Pfeiffer => ("pfeiffer", AdapterConfig::pfeiffer(rf)),
+    };
+    if let Some(d) = cli.bottleneck {
+        adapter.bottleneck.width = BottleneckWidth::BottleneckDim(d);
+    }
+    adapter.bottleneck.dropout = cli.dropout;
+    let seed = cli.seed;
     let config = LmTrainingConfig::new()
         .with_adapter(adapter)
         .with_optim(
             OptimConfig::new()
-                .with_lr(args.get_or("lr", 1e-3)?)
-                .with_schedule(schedule),
+                .with_lr(cli.lr)
+                .with_schedule(cli.schedule.into()),
         )
-        .with_epochs(args.get_or("epochs", 1)?)
-        .with_batch_size(args.get_or("batch-size", 8)?)
-        .with_grad_accumulation(args.get_or("grad-accumulation", 1)?)
+        .with_epochs(cli.epochs)
+        .with_batch_size(cli.batch_size)
+        .with_grad_accumulation(cli.grad_accumulation)
         .with_seed(seed)
-        .with_checkpoint_every(args.get_or("checkpoint-every", 200)?)
+        .with_checkpoint_every(cli.checkpoint_every)
         .with_model_id(Some(model_spec.clone()))
-        .with_log_every(args.get_or("log-every", 10)?);
-    let overwrite = args.flag("overwrite");
-    let prompt: String = args.get_or("prompt", "The".to_string())?;
-    let generation = generation_from(&args, seed)?;
-    let out: PathBuf = args.get_or("out", PathBuf::from(format!("runs/gpt2-lm-{method}")))?;
-    args.finish()?;
+        .with_log_every(cli.log_every);
+    let overwrite = cli.overwrite;
+    let prompt = cli.generation.prompt.clone();
+    let generation = cli.generation.config(seed);
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/gpt2-lm-{method}")));
     config.validate()?;
     generation.validate()?;
 

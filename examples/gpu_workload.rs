@@ -43,42 +43,31 @@ const TRAIN_BATCH: usize = 32;
 const INFER_BATCH: usize = 64;
 const MAX_LEN: usize = 64;
 
+/// A fixed SST-2-shaped adapter workload for measuring a backend (see the doc comment of
+/// examples/gpu_workload.rs).
+#[derive(clap::Parser, Debug)]
+#[command(name = "gpu_workload")]
 struct Args {
+    /// flex, ndarray, wgpu, vulkan, metal, cuda [default: BURN_DEVICE, else the compiled-in backend]
+    #[arg(long, value_parser = burn_peft::cli::device_name)]
     device: Option<String>,
+    /// Models, comma-separated: minilm, bert-base
+    #[arg(long, value_delimiter = ',', default_value = "minilm,bert-base",
+          value_parser = ["minilm", "bert-base"])]
     models: Vec<String>,
+    /// Timed training steps
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = burn_peft::cli::positive_usize)]
     train_steps: usize,
+    /// Timed inference batches (14 = SST-2's 872 dev sentences)
+    #[arg(long, value_name = "N", default_value_t = 14, value_parser = burn_peft::cli::positive_usize)]
     infer_batches: usize,
+    /// Untimed steps first (kernel compilation and autotuning happen there)
+    #[arg(long, value_name = "N", default_value_t = 3)]
     warmup: usize,
 }
 
 fn parse_args() -> Res<Args> {
-    let mut args = Args {
-        device: None,
-        models: vec!["minilm".into(), "bert-base".into()],
-        train_steps: 40,
-        infer_batches: 14,
-        warmup: 3,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--device" => args.device = Some(value()?),
-            "--models" => args.models = value()?.split(',').map(str::to_string).collect(),
-            "--train-steps" => args.train_steps = value()?.parse()?,
-            "--infer-batches" => args.infer_batches = value()?.parse()?,
-            "--warmup" => args.warmup = value()?.parse()?,
-            "-h" | "--help" => {
-                println!(
-                    "gpu_workload [--device NAME] [--models minilm,bert-base] \
-                     [--train-steps N] [--infer-batches N] [--warmup N]"
-                );
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument `{other}`").into()),
-        }
-    }
-    Ok(args)
+    Ok(burn_peft::cli::parse_or_exit())
 }
 
 fn model_config(name: &str) -> Res<BertConfig> {

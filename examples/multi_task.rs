@@ -12,7 +12,7 @@
 //! 3. Adds an AdapterFusion layer over both adapters and trains it (with a fresh head) on task A,
 //!    the adapters frozen (AdapterHub's `train_adapter_fusion`).
 //!
-//! Flags (all optional):
+//! Flags (all optional; `--help` lists them with their defaults):
 //! - `--model DIR|HUB_ID` (default `sentence-transformers/all-MiniLM-L6-v2`), `--device NAME`
 //! - `--data-a DIR`: SST-2 (`train.tsv`, `dev.tsv`; default: download GLUE SST-2)
 //! - `--task-b cola|sst2|mrpc|qqp|stsb|mnli|qnli|rte|wnli` (default `mrpc`), `--data-b DIR`
@@ -44,13 +44,61 @@ use burn_peft::train::trainer::{
     ClassificationData, ClassifierTrainingConfig, RunOptions, TrainingMethod, evaluate,
     train_classifier,
 };
-use common::Args;
+use clap::Parser;
 
 type AnyError = Box<dyn std::error::Error>;
 
+/// Two task adapters on one base, per-example routing, then AdapterFusion (see the doc comment
+/// of examples/multi_task.rs).
+#[derive(Parser, Debug)]
+#[command(name = "multi_task")]
+struct Cli {
+    /// A Hugging Face model directory or Hub id
+    #[arg(long, value_name = "DIR|HUB_ID", default_value = "sentence-transformers/all-MiniLM-L6-v2",
+          value_parser = burn_peft::cli::model_spec)]
+    model: String,
+    /// flex, ndarray, wgpu, vulkan, metal, cuda [default: the compiled-in backend, or BURN_DEVICE]
+    #[arg(long, value_parser = burn_peft::cli::device_name)]
+    device: Option<String>,
+    /// SST-2 directory (train.tsv, dev.tsv) [default: download GLUE SST-2]
+    #[arg(long, value_name = "DIR", value_parser = burn_peft::cli::existing_dir)]
+    data_a: Option<PathBuf>,
+    /// The second GLUE task
+    #[arg(long, value_name = "TASK", default_value = "mrpc", value_parser = burn_peft::cli::glue_task)]
+    task_b: GlueTask,
+    /// Task B's data directory [default: download it]
+    #[arg(long, value_name = "DIR", value_parser = burn_peft::cli::existing_dir)]
+    data_b: Option<PathBuf>,
+    /// Task B's adapter and head name [default: the task's name]
+    #[arg(long, value_name = "NAME", value_parser = burn_peft::cli::task_name)]
+    name_b: Option<String>,
+    /// Batches per epoch
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = burn_peft::cli::positive_usize)]
+    max_steps: usize,
+    /// Training batch size
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = burn_peft::cli::positive_usize)]
+    batch_size: usize,
+    /// Peak learning rate
+    #[arg(long, value_name = "F", default_value_t = 1e-3, value_parser = burn_peft::cli::positive_f64)]
+    lr: f64,
+    /// Maximum tokens per example
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = burn_peft::cli::positive_usize)]
+    max_len: usize,
+    /// Seed
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output directory
+    #[arg(long, value_name = "DIR", default_value = "runs/multi-task")]
+    out: PathBuf,
+    /// Start over in --out
+    #[arg(long)]
+    overwrite: bool,
+}
+
 fn main() -> ExitCode {
     burn_peft::device::tune_host_allocator();
-    match run() {
+    let cli: Cli = burn_peft::cli::parse_or_exit();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -89,32 +137,30 @@ fn load_task(
     })
 }
 
-fn run() -> Result<(), AnyError> {
-    let args = Args::parse(&["overwrite"])?;
-    let device = burn_peft::device::select_device(args.get::<String>("device")?.as_deref())?;
-    let model_spec: String = args.get_or(
-        "model",
-        "sentence-transformers/all-MiniLM-L6-v2".to_string(),
-    )?;
-    let task_b: GlueTask = args.get_or("task-b", GlueTask::Mrpc)?;
-    let name_b: String = args.get_or("name-b", task_b.name().to_string())?;
-    let data_a: Option<PathBuf> = args.get("data-a")?;
-    let data_b: Option<PathBuf> = args.get("data-b")?;
-    let max_steps: usize = args.get_or("max-steps", 200)?;
-    let max_len: usize = args.get_or("max-len", 64)?;
-    let seed: u64 = args.get_or("seed", 42)?;
-    let out: PathBuf = args.get_or("out", PathBuf::from("runs/multi-task"))?;
+fn run(cli: Cli) -> Result<(), AnyError> {
+    let device = burn_peft::device::select_device(cli.device.as_deref())?;
+    let model_spec = cli.model.clone();
+    let task_b = cli.task_b;
+    let name_b = cli
+        .name_b
+        .clone()
+        .unwrap_or_else(|| task_b.name().to_string());
+    let data_a = cli.data_a.clone();
+    let data_b = cli.data_b.clone();
+    let max_steps = cli.max_steps;
+    let max_len = cli.max_len;
+    let seed = cli.seed;
+    let out = cli.out.clone();
     let config = ClassifierTrainingConfig::new()
         .with_method(TrainingMethod::Adapter {
             config: AdapterConfig::pfeiffer(16.0),
         })
-        .with_optim(OptimConfig::new().with_lr(args.get_or("lr", 1e-3)?))
-        .with_batch_size(args.get_or("batch-size", 32)?)
+        .with_optim(OptimConfig::new().with_lr(cli.lr))
+        .with_batch_size(cli.batch_size)
         .with_max_steps(Some(max_steps))
         .with_seed(seed)
         .with_model_id(Some(model_spec.clone()));
-    let overwrite = args.flag("overwrite");
-    args.finish()?;
+    let overwrite = cli.overwrite;
     let name_a = GlueTask::Sst2.name().to_string();
     if name_a == name_b {
         return Err(format!("task B needs another name than `{name_a}`: pass --name-b").into());

@@ -4,6 +4,10 @@
 //! cargo run --release --example sst2 [--features wgpu|vulkan|metal|cuda|ndarray] -- [flags]
 //! ```
 //!
+//! `--help` lists every flag with its default; values are checked before anything is loaded or
+//! downloaded. The `burn-peft` tool (`burn-peft train --task sst2`) does the same for every
+//! GLUE task and the user's own data.
+//!
 //! Model and data:
 //! - `--model DIR|HUB_ID`: a Hugging Face model directory or Hub id (default
 //!   `sentence-transformers/all-MiniLM-L6-v2`; honours `HF_ENDPOINT`)
@@ -39,62 +43,70 @@
 //!
 //! Evaluation only:
 //! - `--eval-only --adapter DIR [--adapter DIR2 ...]`: load the base once, then evaluate each
-//!   saved adapter on it, swapping adapters without reloading the base. A directory is ours
-//!   (`burn_peft_adapter.json`, or the pre-issue-10 `adapter_config.json` of this crate) or
-//!   AdapterHub's (`model.save_adapter(dir, name, with_head=True)` in Python, `.bin` or
-//!   `.safetensors`): its adapter and head are added by name and activated.
+//!   saved adapter on it: every directory is loaded under its own name (AdapterHub's saved name,
+//!   else the directory's) next to the others, then each is evaluated by activating it; one row
+//!   each, with the load and the switch time. A directory is ours (`burn_peft_adapter.json`, or
+//!   the pre-issue-10 `adapter_config.json` of this crate) or AdapterHub's
+//!   (`model.save_adapter(dir, name, with_head=True)` in Python, `.bin` or `.safetensors`).
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use burn::train::Interrupter;
-use burn_peft::core::Setup;
-use burn_peft::core::adapterhub::{self, HubAdapterFile, HubHead, HubHeadFile, is_hub_dir};
-use burn_peft::core::{AdapterConfig, AdapterInit, BottleneckWidth};
-use burn_peft::models::adapterhub::load_adapterhub_classifier;
+use burn_peft::cli::table::{ResultRow, results_table};
+use burn_peft::cli::{ClassifierTrainArgs, MethodArg};
 use burn_peft::models::bert::BertConfig;
-use burn_peft::models::head::{BertClassifier, HeadInit, HeadPooling};
+use burn_peft::models::head::HeadPooling;
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
 use burn_peft::train::TrainError;
-use burn_peft::train::adapter_io::load_classifier_adapter;
 use burn_peft::train::data::{
     ClassificationBatcher, GlueDataset, GlueTask, Split, TokenizedDataset, download_glue,
     load_permutation,
 };
-use burn_peft::train::optim::{OptimConfig, Schedule};
-use burn_peft::train::trainer::{
-    ClassificationData, ClassifierTrainingConfig, RunOptions, TrainingMethod, evaluate,
-    train_classifier_from_dir,
-};
-use common::{Args, human_bytes};
+use burn_peft::train::serve::{dir_head, evaluate_adapter_dirs};
+use burn_peft::train::trainer::{ClassificationData, RunOptions, train_classifier_from_dir};
+use clap::Parser;
 
 type AnyError = Box<dyn std::error::Error>;
 
-/// Number of labels and pooling of the head in an AdapterHub directory (2 and dense + tanh
-/// when it has none).
-fn hub_head_shape(dir: &Path) -> Result<(usize, HeadPooling), AnyError> {
-    let path = dir.join(adapterhub::HEAD_CONFIG_FILE);
-    if !path.is_file() {
-        return Ok((2, HeadPooling::DenseTanh));
-    }
-    match HubHeadFile::read(&path)?.head {
-        HubHead::Classification(h) if h.use_pooler => Ok((h.num_labels, HeadPooling::Pooler)),
-        HubHead::Classification(h) => Ok((h.num_labels, HeadPooling::DenseTanh)),
-        HubHead::Static { .. } => {
-            Err(format!("{}: a static head is not a classifier head", path.display()).into())
-        }
-    }
+/// Adapter fine-tuning on GLUE SST-2 (see the doc comment of examples/sst2.rs).
+#[derive(Parser, Debug)]
+#[command(name = "sst2")]
+struct Cli {
+    /// A Hugging Face model directory or Hub id (honours HF_ENDPOINT)
+    #[arg(long, value_name = "DIR|HUB_ID", default_value = "sentence-transformers/all-MiniLM-L6-v2",
+          value_parser = burn_peft::cli::model_spec)]
+    model: String,
+    /// A directory with train.tsv and dev.tsv [default: download GLUE SST-2 once into
+    /// ~/.cache/burn-peft/glue]
+    #[arg(long, value_name = "DIR", value_parser = burn_peft::cli::existing_dir)]
+    data: Option<PathBuf>,
+    /// flex, ndarray, wgpu, vulkan, metal, cuda [default: the compiled-in backend, or BURN_DEVICE]
+    #[arg(long, value_parser = burn_peft::cli::device_name)]
+    device: Option<String>,
+    /// Output directory: checkpoints, adapter/, metrics.json [default: runs/sst2-<method>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Evaluate saved adapters (--adapter DIR, repeatable) on one loaded base instead of training
+    #[arg(long, requires = "adapter")]
+    eval_only: bool,
+    /// A saved adapter directory (ours or AdapterHub's), for --eval-only
+    #[arg(long, value_name = "DIR", value_parser = burn_peft::cli::existing_dir, requires = "eval_only")]
+    adapter: Vec<PathBuf>,
+    #[command(flatten)]
+    train: ClassifierTrainArgs,
 }
 
 fn main() -> ExitCode {
     // Reuse freed tensor buffers instead of page-faulting new ones (CPU backends, glibc).
     burn_peft::device::tune_host_allocator();
-    match run() {
+    let cli: Cli = burn_peft::cli::parse_or_exit();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -103,156 +115,33 @@ fn main() -> ExitCode {
     }
 }
 
-struct Row {
-    method: String,
-    trainable: usize,
-    total: usize,
-    accuracy: f64,
-    train_secs: Option<f64>,
-    examples_per_sec: Option<f64>,
-    adapter_bytes: Option<u64>,
-}
-
-fn print_table(rows: &[Row], base_bytes: u64) {
-    println!();
-    println!(
-        "| method | trainable params | dev accuracy | train time | train ex/s | adapter file | base model |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for r in rows {
-        println!(
-            "| {} | {} ({:.2}%) | {:.2}% | {} | {} | {} | {} |",
-            r.method,
-            r.trainable,
-            100.0 * r.trainable as f64 / r.total.max(1) as f64,
-            r.accuracy,
-            r.train_secs
-                .map(|s| format!("{s:.1} s"))
-                .unwrap_or("-".into()),
-            r.examples_per_sec
-                .map(|s| format!("{s:.1}"))
-                .unwrap_or("-".into()),
-            r.adapter_bytes.map(human_bytes).unwrap_or("-".into()),
-            human_bytes(base_bytes),
-        );
-    }
-}
-
-fn method_from(args: &Args) -> Result<TrainingMethod, AnyError> {
-    let name: String = args.get_or("method", "pfeiffer".to_string())?;
-    let rf: f64 = args.get_or("reduction-factor", 16.0)?;
-    let width = match args.get::<usize>("bottleneck")? {
-        Some(d) => BottleneckWidth::BottleneckDim(d),
-        None => BottleneckWidth::ReductionFactor(rf),
-    };
-    let dropout: f64 = args.get_or("dropout", 0.0)?;
-    let init = match args
-        .get_or("adapter-init", "identity".to_string())?
-        .as_str()
-    {
-        "identity" => AdapterInit::Identity,
-        "bert" => AdapterInit::Bert,
-        "houlsby" => AdapterInit::Houlsby,
-        "mam" => AdapterInit::MamAdapter,
-        other => {
-            return Err(
-                format!("unknown --adapter-init `{other}` (identity, bert, houlsby, mam)").into(),
-            );
-        }
-    };
-    let adapter = |mut config: AdapterConfig| {
-        config.bottleneck.width = width;
-        config.bottleneck.dropout = dropout;
-        config.bottleneck.init = init;
-        TrainingMethod::Adapter { config }
-    };
-    Ok(match name.as_str() {
-        "houlsby" => adapter(AdapterConfig::houlsby(rf)),
-        "pfeiffer" => adapter(AdapterConfig::pfeiffer(rf)),
-        "parallel" => adapter(AdapterConfig::parallel()),
-        "head-only" | "head" => TrainingMethod::HeadOnly,
-        "full" => TrainingMethod::Full,
-        other => {
-            return Err(format!(
-                "unknown --method `{other}` (houlsby, pfeiffer, parallel, head-only, full)"
-            )
-            .into());
-        }
-    })
-}
-
-fn load_split(dir: &Path, split: Split, tok: &TextTokenizer) -> Result<TokenizedDataset, AnyError> {
+fn load_split(
+    dir: &std::path::Path,
+    split: Split,
+    tok: &TextTokenizer,
+) -> Result<TokenizedDataset, AnyError> {
     let dataset = GlueDataset::from_dir(dir, GlueTask::Sst2, split)?;
     Ok(TokenizedDataset::from_glue(&dataset, tok)?)
 }
 
-fn run() -> Result<(), AnyError> {
-    let args = Args::parse(&["eval-only", "overwrite"])?;
-    let device = burn_peft::device::select_device(args.get::<String>("device")?.as_deref())?;
-    let model_spec: String = args.get_or(
-        "model",
-        "sentence-transformers/all-MiniLM-L6-v2".to_string(),
-    )?;
+fn run(cli: Cli) -> Result<(), AnyError> {
+    let device = burn_peft::device::select_device(cli.device.as_deref())?;
+    let config = cli.train.config(&cli.model);
+    config.validate()?;
+    // Every adapter's config is read (and checked) before the base is resolved.
+    let heads = cli
+        .adapter
+        .iter()
+        .map(|d| dir_head(d))
+        .collect::<Result<Vec<_>, _>>()?;
     let model_dir = resolve_model_dir(
-        &model_spec,
+        &cli.model,
         &["config.json", "model.safetensors", "tokenizer.json"],
     )?;
-    let data_dir = match args.get::<PathBuf>("data")? {
-        Some(d) => d,
+    let data_dir = match &cli.data {
+        Some(d) => d.clone(),
         None => download_glue(GlueTask::Sst2, None)?,
     };
-    let max_len: usize = args.get_or("max-len", 64)?;
-    let batch_size: usize = args.get_or("batch-size", 32)?;
-    let eval_only = args.flag("eval-only");
-    let adapters = args.all("adapter");
-    let method = method_from(&args)?;
-    let default_lr = if method == TrainingMethod::Full {
-        2e-5
-    } else {
-        1e-3
-    };
-    let schedule = match args.get_or("schedule", "linear".to_string())?.as_str() {
-        "linear" => Schedule::WarmupLinear { warmup_ratio: 0.06 },
-        "constant" => Schedule::Constant,
-        other => return Err(format!("unknown --schedule `{other}` (linear, constant)").into()),
-    };
-    let max_grad_norm = match args.get_or("max-grad-norm", "1.0".to_string())?.as_str() {
-        "none" => None,
-        v => Some(v.parse::<f64>().map_err(|e| {
-            format!("--max-grad-norm `{v}`: expected a positive number or `none` ({e})")
-        })?),
-    };
-    let head_init = match args.get_or("head-init", "pytorch".to_string())?.as_str() {
-        "pytorch" => HeadInit::PyTorchDefault,
-        "adapterhub" => HeadInit::adapterhub(),
-        other => {
-            return Err(format!("unknown --head-init `{other}` (pytorch, adapterhub)").into());
-        }
-    };
-    let optim = OptimConfig::new()
-        .with_max_grad_norm(max_grad_norm)
-        .with_lr(args.get_or("lr", default_lr)?)
-        .with_weight_decay(args.get_or("weight-decay", 0.0)?)
-        .with_schedule(schedule);
-    let config = ClassifierTrainingConfig::new()
-        .with_method(method.clone())
-        .with_optim(optim)
-        .with_epochs(args.get_or("epochs", 1)?)
-        .with_batch_size(batch_size)
-        .with_max_steps(args.get("max-steps")?)
-        .with_seed(args.get_or("seed", 42)?)
-        .with_grad_accumulation(args.get_or("grad-accumulation", 1)?)
-        .with_checkpoint_every(args.get_or("checkpoint-every", 200)?)
-        .with_model_id(Some(model_spec.clone()))
-        .with_head_init(head_init)
-        .with_log_every(args.get_or("log-every", 50)?);
-    let overwrite = args.flag("overwrite");
-    let method_tag: String = args.get_or("method", "pfeiffer".to_string())?;
-    let out: PathBuf = args.get_or("out", PathBuf::from(format!("runs/sst2-{method_tag}")))?;
-    let train_order: Option<PathBuf> = args.get("train-order")?;
-    args.finish()?;
-    config.validate()?;
-
     let base_bytes = burn_peft::models::find_checkpoint(&model_dir)
         .ok()
         .and_then(|p| std::fs::metadata(p).ok())
@@ -270,89 +159,47 @@ fn run() -> Result<(), AnyError> {
     let limits = BertConfig::from_hf_file(model_dir.join("config.json"))?.input_limits();
     let tokenizer = Arc::new(
         TextTokenizer::from_pretrained_dir(&model_dir)?
-            .with_max_len(max_len)?
+            .with_max_len(cli.train.max_len)?
             .fit_to_model(&limits)?,
     );
     let valid = load_split(&data_dir, Split::Validation, &tokenizer)?;
     let batcher = ClassificationBatcher::new(tokenizer.clone());
 
-    if eval_only {
-        if adapters.is_empty() {
-            return Err("--eval-only needs at least one --adapter DIR".into());
-        }
-        // The head type comes from the first adapter; the base is loaded once for all of them.
-        // A directory is ours (burn_peft_adapter.json) or AdapterHub's (`save_adapter`).
-        let (num_labels, pooling) = if is_hub_dir(Path::new(&adapters[0])) {
-            hub_head_shape(Path::new(&adapters[0]))?
-        } else {
-            let first = burn_peft::core::read_adapter_file(&adapters[0])?;
-            let pooling = match first.head.as_ref().map(|h| h.kind.as_str()) {
-                Some("sequence_classification_pooler") => HeadPooling::Pooler,
-                _ => HeadPooling::DenseTanh,
-            };
-            (
-                first.head.as_ref().map(|h| h.num_labels).unwrap_or(2),
-                pooling,
-            )
-        };
-        let (mut model, report) =
-            BertClassifier::from_pretrained(&model_dir, num_labels, pooling, &device)?;
+    if cli.eval_only {
+        // One base, every adapter loaded under its own name, each evaluated by activating it.
+        let first = &heads[0];
+        let (mut model, report) = burn_peft::models::head::BertClassifier::from_pretrained(
+            &model_dir,
+            first.num_labels,
+            first.pooling,
+            &device,
+        )?;
         eprintln!("{report}");
         eprintln!("base loaded in {:.1}s", started.elapsed().as_secs_f64());
-        let mut rows = Vec::new();
-        for (i, dir) in adapters.iter().enumerate() {
-            let swap = Instant::now();
-            let (kind, weights) = if is_hub_dir(Path::new(dir)) {
-                // Named adapters accumulate on the one base; a second directory with the same
-                // adapter name is loaded under `<name>_<i>`.
-                let file = HubAdapterFile::read(Path::new(dir).join(adapterhub::CONFIG_FILE))?;
-                let taken = burn_peft::core::adapters(&model)
-                    .iter()
-                    .any(|a| a.name == file.name);
-                let load_as = taken.then(|| format!("{}_{i}", file.name));
-                let loaded =
-                    load_adapterhub_classifier(&mut model, dir, load_as.as_deref(), &device)?;
-                eprintln!("{}", loaded.adapter);
-                let name = loaded.adapter.name.clone();
-                burn_peft::core::set_active(&mut model, Some(Setup::single(&name)))?;
-                if let Some(head) = &loaded.head {
-                    model.set_active_head(head)?;
-                }
-                ("adapterhub", loaded.adapter.weights)
-            } else {
-                let file = load_classifier_adapter(&mut model, dir, &device)?;
-                let kind = match file.adapter {
-                    burn_peft::core::AdapterMethod::Bottleneck(_) => "bottleneck",
-                    burn_peft::core::AdapterMethod::HeadOnly => "head-only",
-                    burn_peft::core::AdapterMethod::Lora(_) => "lora",
-                    burn_peft::core::AdapterMethod::Ia3(_) => "ia3",
-                    burn_peft::core::AdapterMethod::Fusion { .. } => "fusion",
-                };
-                (kind, burn_peft::core::file::weights_file(Path::new(dir)))
-            };
-            eprintln!(
-                "adapter {dir} loaded in {:.3}s",
-                swap.elapsed().as_secs_f64()
+        let evals = evaluate_adapter_dirs(
+            &mut model,
+            &cli.adapter,
+            valid.items(),
+            &batcher,
+            64,
+            &device,
+        )?;
+        let rows: Vec<ResultRow> = evals.iter().map(ResultRow::from_eval).collect();
+        println!("\n{}", results_table(&rows, base_bytes));
+        for e in &evals {
+            println!(
+                "{}: loaded as `{}` in {:.3}s, activated in {:.6}s",
+                e.adapter.dir.display(),
+                e.adapter.name,
+                e.adapter.load_seconds,
+                e.activate_seconds
             );
-            let eval = evaluate(&model, valid.items(), &batcher, 64, &device)?;
-            let trainable = BertClassifier::adapter_trainable();
-            let summary = burn_peft::core::param_summary(&model, &trainable)?;
-            rows.push(Row {
-                method: format!("{dir} ({kind})"),
-                trainable: summary.selected,
-                total: summary.total,
-                accuracy: eval.accuracy,
-                train_secs: None,
-                examples_per_sec: Some(eval.examples_per_sec),
-                adapter_bytes: std::fs::metadata(weights).ok().map(|m| m.len()),
-            });
         }
-        print_table(&rows, base_bytes);
         return Ok(());
     }
 
     let train = load_split(&data_dir, Split::Train, &tokenizer)?;
-    let first_epoch_order = match train_order {
+    let first_epoch_order = match &cli.train.train_order {
         Some(path) => {
             let order = load_permutation(path)?;
             if order.len() != train.items().len() {
@@ -373,11 +220,15 @@ fn run() -> Result<(), AnyError> {
         valid.items().len(),
         started.elapsed().as_secs_f64()
     );
-    let pooling = if method == TrainingMethod::Full {
+    let pooling = if cli.train.adapter.method == MethodArg::Full {
         HeadPooling::Pooler
     } else {
         HeadPooling::DenseTanh
     };
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/sst2-{}", cli.train.adapter.method.name())));
     let interrupter = Interrupter::new();
     let on_ctrl_c = interrupter.clone();
     ctrlc::set_handler(move || {
@@ -404,7 +255,7 @@ fn run() -> Result<(), AnyError> {
         &out,
         RunOptions {
             interrupter: Some(interrupter),
-            overwrite,
+            overwrite: cli.train.overwrite,
             ..RunOptions::default()
         },
     );
@@ -416,25 +267,15 @@ fn run() -> Result<(), AnyError> {
         }
         Err(e) => return Err(e.into()),
     };
-    let train_secs: f64 = report.epochs.iter().map(|e| e.train_seconds).sum();
-    let examples: usize = report.epochs.iter().map(|e| e.train_examples).sum();
     if report.interrupted {
         eprintln!(
             "interrupted: adapter so far saved to {}",
             report.adapter_dir.display()
         );
     }
-    print_table(
-        &[Row {
-            method: report.method.clone(),
-            trainable: report.trainable_params,
-            total: report.total_params,
-            accuracy: report.final_eval.accuracy,
-            train_secs: Some(train_secs),
-            examples_per_sec: Some(examples as f64 / train_secs.max(1e-9)),
-            adapter_bytes: Some(report.adapter_bytes),
-        }],
-        base_bytes,
+    println!(
+        "\n{}",
+        results_table(&[ResultRow::from_training(&report)], base_bytes)
     );
     println!(
         "\nadapter: {} | metrics: {}",

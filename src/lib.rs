@@ -88,6 +88,7 @@ pub use peft_core as core;
 pub use peft_models as models;
 pub use peft_train as train;
 
+pub mod cli;
 pub mod device;
 
 /// Errors of the facade crate.

@@ -162,22 +162,18 @@ pub fn adapter_config(data: &[u8]) -> bool {
                 let mut model = s.bert.clone();
                 consume(attach_adapters(&mut model, config, &device())).is_some()
             }
-            AdapterMethod::Lora(config) => {
+            AdapterMethod::Lora(_)
+            | AdapterMethod::Ia3(_)
+            | AdapterMethod::PrefixTuning(_)
+            | AdapterMethod::PromptTuning(_) => {
+                let Some(config) = file.adapter.method_config() else {
+                    return false;
+                };
                 let mut model = s.bert.clone();
                 consume(peft_core::add_adapter(
                     &mut model,
                     "default",
-                    config,
-                    &device(),
-                ))
-                .is_some()
-            }
-            AdapterMethod::Ia3(config) => {
-                let mut model = s.bert.clone();
-                consume(peft_core::add_adapter(
-                    &mut model,
-                    "default",
-                    config,
+                    &config,
                     &device(),
                 ))
                 .is_some()

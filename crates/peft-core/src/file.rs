@@ -50,6 +50,11 @@ pub enum AdapterMethod {
     Lora(crate::lora::LoraConfig),
     /// IA³ vectors (Liu et al. 2022), saved as adapter `default`.
     Ia3(crate::ia3::Ia3Config),
+    /// Prefix tuning (Li & Liang 2021, AdapterHub's `prefix_tuning`), saved as adapter
+    /// `default` (with its re-parameterisation MLP unless ejected first).
+    PrefixTuning(crate::prefix::PrefixTuningConfig),
+    /// Prompt tuning (Lester et al. 2021), saved as adapter `default`.
+    PromptTuning(crate::prompt::PromptTuningConfig),
     /// No adapter modules: only a task head (and whatever the trainable selection names).
     HeadOnly,
     /// An AdapterFusion layer over adapters that are loaded separately.
@@ -59,6 +64,47 @@ pub enum AdapterMethod {
         /// The fusion layer's config.
         config: crate::fusion::FusionConfig,
     },
+}
+
+impl AdapterMethod {
+    /// The file method of a named adapter built from `config`.
+    pub fn of(config: &crate::method::MethodConfig) -> Self {
+        use crate::method::MethodConfig as M;
+        match config {
+            M::Bottleneck(c) => Self::Bottleneck(c.clone()),
+            M::Lora(c) => Self::Lora(c.clone()),
+            M::Ia3(c) => Self::Ia3(c.clone()),
+            M::PrefixTuning(c) => Self::PrefixTuning(c.clone()),
+            M::PromptTuning(c) => Self::PromptTuning(c.clone()),
+        }
+    }
+
+    /// The config of the adapter this file holds (`None` for head-only and fusion files).
+    pub fn method_config(&self) -> Option<crate::method::MethodConfig> {
+        use crate::method::MethodConfig as M;
+        match self {
+            Self::Bottleneck(c) => Some(M::Bottleneck(c.clone())),
+            Self::Lora(c) => Some(M::Lora(c.clone())),
+            Self::Ia3(c) => Some(M::Ia3(c.clone())),
+            Self::PrefixTuning(c) => Some(M::PrefixTuning(c.clone())),
+            Self::PromptTuning(c) => Some(M::PromptTuning(c.clone())),
+            Self::HeadOnly | Self::Fusion { .. } => None,
+        }
+    }
+
+    /// A short name: `bottleneck`, `lora`, `ia3`, `prefix_tuning`, `prompt_tuning`,
+    /// `head_only`, `fusion` (the file's `method` tag).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Bottleneck(_) => "bottleneck",
+            Self::Lora(_) => "lora",
+            Self::Ia3(_) => "ia3",
+            Self::PrefixTuning(_) => "prefix_tuning",
+            Self::PromptTuning(_) => "prompt_tuning",
+            Self::HeadOnly => "head_only",
+            Self::Fusion { .. } => "fusion",
+        }
+    }
 }
 
 /// The base model an adapter belongs to.

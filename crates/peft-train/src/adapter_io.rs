@@ -158,12 +158,13 @@ pub fn load_classifier_adapter(
         AdapterMethod::Bottleneck(config) => {
             attach_adapters(model, config, device)?;
         }
-        AdapterMethod::Lora(_) | AdapterMethod::Ia3(_) => {
-            let config = match &file.adapter {
-                AdapterMethod::Ia3(c) => peft_core::MethodConfig::from(c),
-                AdapterMethod::Lora(c) => peft_core::MethodConfig::from(c),
-                _ => return Err(PeftError::InvalidConfig("not a LoRA/IA³ file".into()).into()),
-            };
+        AdapterMethod::Lora(_)
+        | AdapterMethod::Ia3(_)
+        | AdapterMethod::PrefixTuning(_)
+        | AdapterMethod::PromptTuning(_) => {
+            let config = file.adapter.method_config().ok_or_else(|| {
+                PeftError::InvalidConfig(format!("{}: no adapter config", dir.display()))
+            })?;
             remove_adapters(model);
             peft_core::add_adapter(model, peft_core::DEFAULT_ADAPTER, &config, device)?;
             peft_core::set_active(

@@ -13,6 +13,7 @@
 //! | [`run`] | the one run loop both tasks share (resume checks, seeding, loaders, optimizer, restore, Learner launch), [`run::RunOptions`]: step checkpoints (every `checkpoint_every` optimizer steps, epoch ends, Ctrl-C), exact mid-epoch resume, `overwrite` |
 //! | [`trainer`] | [`trainer::train_classifier`], [`trainer::train_classifier_from_dir`], [`trainer::evaluate`]: the whole run and its artefacts |
 //! | [`lm`] | causal language modelling: corpus → token blocks, [`lm::LmTask`] (loss + perplexity), [`lm::train_causal_lm`], [`lm::evaluate_lm`] |
+//! | [`serve`] | several saved adapters (ours, AdapterHub's) on one base, each under its own name: [`serve::evaluate_adapter_dirs`], batched [`serve::predict_proba`] |
 //! | [`error`] | [`TrainError`] |
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod loader;
 pub mod optim;
 pub mod render;
 pub mod run;
+pub mod serve;
 pub mod task;
 pub mod trainer;
 

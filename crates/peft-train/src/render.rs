@@ -2,8 +2,8 @@
 //!
 //! burn's default non-TTY renderer prints a debug line per batch and no metric values. This one
 //! prints one line every `every` batches (loss, accuracy and perplexity when registered,
-//! learning rate, examples/s) and a summary per epoch, and records the epoch summaries for the
-//! run's metrics file. It reads the metrics by their burn-train names: `Loss`, `Accuracy`,
+//! learning rate, examples/s) and a summary per epoch, and records the epoch summaries (with
+//! every training batch's loss and accuracy) for the run's metrics files. It reads the metrics by their burn-train names: `Loss`, `Accuracy`,
 //! `Perplexity`, `Learning Rate`.
 
 use std::collections::HashMap;
@@ -44,6 +44,23 @@ pub struct EpochSummary {
     pub train_seconds: f64,
     /// Examples trained on.
     pub train_examples: usize,
+    /// The training batches of the epoch, in order (their loss and accuracy as burn-train
+    /// reported them after each batch).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepPoint>,
+}
+
+/// One training batch's numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StepPoint {
+    /// 1-based batch of the epoch.
+    pub batch: usize,
+    /// Examples of the epoch processed so far.
+    pub examples: usize,
+    /// Loss of the batch.
+    pub loss: Option<f64>,
+    /// Accuracy of the batch in percent.
+    pub accuracy: Option<f64>,
 }
 
 /// The summaries collected by a [`ProgressRenderer`], shared with whoever launched it.
@@ -214,6 +231,15 @@ impl TrainingProgressLogger for ProgressRenderer {
     fn update_split(&mut self, items_processed: usize) {
         self.batches += 1;
         self.examples = items_processed;
+        if self.split == "train" {
+            let point = StepPoint {
+                batch: self.batches,
+                examples: items_processed,
+                loss: self.train.values.get("Loss").copied(),
+                accuracy: self.train.values.get("Accuracy").copied(),
+            };
+            self.current.steps.push(point);
+        }
         if self.split == "train" && self.every > 0 && self.batches.is_multiple_of(self.every) {
             self.say(self.line());
         }

@@ -614,12 +614,11 @@ pub fn train_classifier(
                     adapters: adapters.clone(),
                     config: config.clone(),
                 },
-                // No `AdapterMethod` variant for these yet (examples/sst2.rs matches it
-                // exhaustively): the weights are saved under the trainable patterns, but
-                // `load_classifier_adapter` refuses the directory (it holds tensors a head-only
-                // model lacks) until `AdapterMethod::PrefixTuning` / `PromptTuning` exist.
-                TrainingMethod::PrefixTuning { .. } | TrainingMethod::PromptTuning { .. } => {
-                    AdapterMethod::HeadOnly
+                TrainingMethod::PrefixTuning { config } => {
+                    AdapterMethod::PrefixTuning(config.clone())
+                }
+                TrainingMethod::PromptTuning { config } => {
+                    AdapterMethod::PromptTuning(config.clone())
                 }
                 _ => AdapterMethod::HeadOnly,
             };

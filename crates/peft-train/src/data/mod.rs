@@ -16,6 +16,7 @@ mod dataset;
 mod order;
 mod task;
 mod tsv;
+pub mod user;
 
 #[cfg(test)]
 mod test_util;

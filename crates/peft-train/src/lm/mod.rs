@@ -351,15 +351,7 @@ pub fn train_causal_lm(
     // Artefacts.
     let final_eval = evaluate_lm(&model, &data.valid, config.eval_batch_size)?;
     let method = match &config.method {
-        Some(MethodConfig::Lora(c)) => AdapterMethod::Lora(c.clone()),
-        Some(MethodConfig::Ia3(c)) => AdapterMethod::Ia3(c.clone()),
-        Some(MethodConfig::Bottleneck(c)) => AdapterMethod::Bottleneck(c.clone()),
-        // No `AdapterMethod` variant for these yet (examples/sst2.rs matches it exhaustively):
-        // the weights are saved under the trainable patterns; reload them by adding the adapter
-        // from the run's config, then `load_adapter_weights`.
-        Some(MethodConfig::PrefixTuning(_) | MethodConfig::PromptTuning(_)) => {
-            AdapterMethod::HeadOnly
-        }
+        Some(m) => AdapterMethod::of(m),
         None => AdapterMethod::Bottleneck(config.adapter.clone()),
     };
     let file = AdapterFile::new(method, model.base_info(), &trainable);

@@ -1,0 +1,246 @@
+//! `burn-peft train`: one classification run (GLUE task or the user's files) and its outputs.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use burn::train::Interrupter;
+use burn_peft::cli::table::{ResultRow, results_table};
+use burn_peft::cli::{ClassifierTrainArgs, MethodArg};
+use burn_peft::models::head::HeadPooling;
+use burn_peft::train::TrainError;
+use burn_peft::train::data::user::{LabelMap, read_examples};
+use burn_peft::train::data::{ClassificationBatcher, Split};
+use burn_peft::train::serve::set_head_labels;
+use burn_peft::train::trainer::{
+    ClassificationData, RunOptions, TrainingReport, train_classifier_from_dir,
+};
+use clap::Args;
+
+use crate::common::{
+    BertArgs, CmdError, CmdResult, DataArgs, Output, failed, file_items, glue_items,
+};
+
+/// `burn-peft train`.
+#[derive(Args, Debug)]
+pub struct TrainCmd {
+    #[command(flatten)]
+    bert: BertArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Your own training data: .csv, .tsv or .jsonl (needs --valid)
+    #[arg(long, value_name = "FILE", value_parser = burn_peft::cli::existing_file,
+          requires = "valid", conflicts_with = "task")]
+    train: Option<PathBuf>,
+    /// Output directory: adapter/, metrics.json, metrics.csv, checkpoints; rerunning with the
+    /// same directory resumes [default: runs/<task or file>-<method>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    knobs: ClassifierTrainArgs,
+}
+
+/// What the user's data or the GLUE task gives: data, head size, class names, a run name.
+struct Prepared {
+    data: ClassificationData,
+    num_labels: usize,
+    labels: Vec<String>,
+    name: String,
+}
+
+fn prepare(cmd: &TrainCmd, out: &Output) -> CmdResult<(Prepared, crate::common::Base)> {
+    let device = cmd.bert.device()?;
+    let max_len = cmd.knobs.max_len;
+    if let Some(task) = cmd.data.task {
+        let dir = cmd.data.glue_dir(task)?;
+        let base = cmd.bert.load(device, max_len, out)?;
+        let train = glue_items(&dir, task, Split::Train, &base.tokenizer)?;
+        let valid = glue_items(&dir, task, Split::Validation, &base.tokenizer)?;
+        let prepared = Prepared {
+            data: ClassificationData {
+                train,
+                valid,
+                first_epoch_order: None,
+            },
+            num_labels: task.num_labels(),
+            labels: task.label_names().iter().map(|s| s.to_string()).collect(),
+            name: task.name().to_string(),
+        };
+        return Ok((prepared, base));
+    }
+    let (Some(train), Some(valid)) = (&cmd.train, &cmd.data.valid) else {
+        return Err(CmdError::Usage(
+            "train needs --task TASK, or --train FILE --valid FILE".into(),
+        ));
+    };
+    // Both files are read and their labels mapped before the model is resolved.
+    let columns = cmd.data.columns();
+    let raw = read_examples(train, &columns, true)?;
+    let labels = LabelMap::from_labels(raw.iter().filter_map(|r| r.label.as_deref()));
+    if labels.names.len() < 2 {
+        return Err(failed(format!(
+            "{}: the labels ({}) name fewer than 2 classes",
+            train.display(),
+            labels.names.join(", ")
+        )));
+    }
+    read_examples(valid, &columns, true)?;
+    let num_labels = labels.names.len();
+    let base = cmd.bert.load(device, max_len, out)?;
+    let tok = &base.tokenizer;
+    let data = ClassificationData {
+        train: file_items(train, &columns, &labels, num_labels, tok)?,
+        valid: file_items(valid, &columns, &labels, num_labels, tok)?,
+        first_epoch_order: None,
+    };
+    let name = train
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    Ok((
+        Prepared {
+            data,
+            num_labels,
+            labels: labels.names,
+            name,
+        },
+        base,
+    ))
+}
+
+/// `metrics.csv`: a `step` row per training batch, then an `epoch` row per epoch (with the
+/// validation numbers).
+fn metrics_csv(report: &TrainingReport) -> String {
+    let mut s = String::from(
+        "kind,epoch,batch,examples,train_loss,train_accuracy,valid_loss,valid_accuracy,train_seconds\n",
+    );
+    let opt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
+    for e in &report.epochs {
+        for p in &e.steps {
+            let _ = writeln!(
+                s,
+                "step,{},{},{},{},{},,,",
+                e.epoch,
+                p.batch,
+                p.examples,
+                opt(p.loss),
+                opt(p.accuracy)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "epoch,{},,{},{},{},{},{},{}",
+            e.epoch,
+            e.train_examples,
+            opt(e.train_loss),
+            opt(e.train_accuracy),
+            opt(e.valid_loss),
+            opt(e.valid_accuracy),
+            e.train_seconds
+        );
+    }
+    s
+}
+
+/// Run `burn-peft train`.
+pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
+    if cmd.data.task.is_none() && cmd.train.is_none() {
+        return Err(CmdError::Usage(
+            "train needs --task TASK, or --train FILE --valid FILE".into(),
+        ));
+    }
+    if cmd.knobs.train_order.is_some() {
+        return Err(CmdError::Usage(
+            "--train-order is for the sst2 example (the PyTorch peer's order)".into(),
+        ));
+    }
+    let config = cmd.knobs.config(&cmd.bert.model);
+    config
+        .validate()
+        .map_err(|e| CmdError::Usage(e.to_string()))?;
+    let (prepared, base) = prepare(&cmd, out)?;
+    let run_dir = cmd.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "runs/{}-{}",
+            prepared.name,
+            cmd.knobs.adapter.method.name()
+        ))
+    });
+    out.info(format!(
+        "data: {} train / {} validation examples, {} classes",
+        prepared.data.train.len(),
+        prepared.data.valid.len(),
+        prepared.num_labels
+    ));
+    let pooling = if cmd.knobs.adapter.method == MethodArg::Full {
+        HeadPooling::Pooler
+    } else {
+        HeadPooling::DenseTanh
+    };
+    let interrupter = Interrupter::new();
+    let on_ctrl_c = interrupter.clone();
+    let _ = ctrlc::set_handler(move || {
+        eprintln!(
+            "\nCtrl-C: stopping after the current step and checkpointing it (rerun to resume)..."
+        );
+        on_ctrl_c.stop(Some("Ctrl-C"));
+    });
+    let batcher = ClassificationBatcher::new(base.tokenizer.clone());
+    let result = train_classifier_from_dir(
+        &base.dir,
+        prepared.num_labels,
+        pooling,
+        &base.device,
+        &prepared.data,
+        batcher,
+        &config,
+        &run_dir,
+        RunOptions {
+            interrupter: Some(interrupter),
+            quiet: out.quiet,
+            overwrite: cmd.knobs.overwrite,
+            ..RunOptions::default()
+        },
+    );
+    let report = match result {
+        Ok((_, report)) => report,
+        Err(TrainError::RunFinished { epochs, .. }) => {
+            out.info(format!(
+                "{} already holds a finished run ({epochs} epoch(s)); raise --epochs to continue \
+                 it, or add --overwrite to start over",
+                run_dir.display()
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if report
+        .adapter_dir
+        .join(burn_peft::core::file::CONFIG_FILE)
+        .is_file()
+    {
+        set_head_labels(&report.adapter_dir, &prepared.labels)?;
+    }
+    write_file(
+        &run_dir.join("metrics.csv"),
+        metrics_csv(&report).as_bytes(),
+    )?;
+    if out.json {
+        return out.print_json(&report);
+    }
+    println!(
+        "{}",
+        results_table(&[ResultRow::from_training(&report)], base.bytes)
+    );
+    println!(
+        "adapter: {} | metrics: {}, {}",
+        report.adapter_dir.display(),
+        run_dir.join("metrics.json").display(),
+        run_dir.join("metrics.csv").display()
+    );
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> CmdResult {
+    burn_peft::core::file::write_atomic(path, bytes)?;
+    Ok(())
+}
