@@ -694,3 +694,67 @@ fn readme_commands_use_existing_commands_and_flags() {
     }
     assert!(checked >= 7, "only {checked} README commands found");
 }
+
+/// Every `--method` of the library trains, is saved as what it is, and evaluates on one loaded
+/// base under two names to exactly the accuracy the training run reported.
+#[test]
+fn every_adapter_method_trains_saves_and_evaluates() {
+    let sb = Sandbox::new();
+    for (method, extra) in [
+        (
+            "lora",
+            &["--rank", "4", "--alpha", "8", "--targets", "query,value"][..],
+        ),
+        ("ia3", &[][..]),
+        ("prefix", &["--prefix-length", "4"][..]),
+        ("prompt", &["--prefix-length", "3"][..]),
+    ] {
+        let run = sb.path(&format!("run-{method}"));
+        let mut args = vec!["--quiet".to_string(), "--json".into(), "train".into()];
+        args.extend(sb.model_args());
+        args.extend(
+            [
+                "--train",
+                &sb.p("train.tsv"),
+                "--valid",
+                &sb.p("valid.tsv"),
+                "--label-column",
+                "sentiment",
+                "--out",
+                &run.display().to_string(),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--lr",
+                "1e-2",
+                "--method",
+                method,
+            ]
+            .map(String::from),
+        );
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let report = json(&sb.ok(&strs(&args)));
+        let trained_acc = report["final_eval"]["accuracy"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        assert!(trained_acc.is_finite(), "{method}: {report}");
+        let adapter = run.join("adapter");
+        let info = json(&sb.ok(&["--json", "inspect", &adapter.display().to_string()]));
+        let expected = match method {
+            "prefix" => "prefix_tuning",
+            "prompt" => "prompt_tuning",
+            m => m,
+        };
+        assert_eq!(info["method"], expected, "{method}: {info}");
+        let rows = eval_accuracies(&sb, &[&adapter, &adapter]);
+        assert_eq!(rows.len(), 2, "{method}");
+        assert_ne!(rows[0].0, rows[1].0, "{method}: one name for two adapters");
+        for (_, acc) in &rows {
+            assert!(
+                (acc - trained_acc).abs() < 1e-9,
+                "{method}: {rows:?} vs trained {trained_acc}"
+            );
+        }
+    }
+}

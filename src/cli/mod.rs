@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, ValueEnum};
 
-use crate::core::{AdapterConfig, AdapterInit, BottleneckWidth};
+use crate::core::{
+    AdapterConfig, AdapterInit, BottleneckWidth, Ia3Config, LinearTarget, LoraConfig,
+    PrefixTuningConfig, PromptTuningConfig,
+};
 use crate::models::gpt2::GenerationConfig;
 use crate::models::head::HeadInit;
 use crate::train::optim::{OptimConfig, Schedule};
@@ -235,6 +238,14 @@ pub enum MethodArg {
     Pfeiffer,
     /// He et al. 2022: a parallel adapter beside the feed-forward block.
     Parallel,
+    /// LoRA, Hu et al. 2021: low-rank updates of the projections in --targets.
+    Lora,
+    /// IA³, Liu et al. 2022: learned scaling of key, value and the FFN intermediate.
+    Ia3,
+    /// Prefix tuning, Li & Liang 2021 (AdapterHub's prefix_tuning).
+    Prefix,
+    /// Prompt tuning, Lester et al. 2021: soft prompt tokens.
+    Prompt,
     /// Only the classification head.
     #[value(alias = "head")]
     HeadOnly,
@@ -331,6 +342,41 @@ pub struct AdapterArgs {
     /// Initialisation of fresh adapters
     #[arg(long, value_enum, default_value_t = AdapterInitArg::Identity)]
     pub adapter_init: AdapterInitArg,
+    /// LoRA rank r (--method lora)
+    #[arg(long, value_name = "R", default_value_t = 8, value_parser = positive_usize)]
+    pub rank: usize,
+    /// LoRA alpha: the update is scaled by alpha / r (--method lora)
+    #[arg(long, value_name = "F", default_value_t = 16.0, value_parser = positive_f64, allow_negative_numbers = true)]
+    pub alpha: f64,
+    /// Projections LoRA adapts, comma-separated: query, key, value, attention_output,
+    /// feed_forward_in, feed_forward_out (--method lora)
+    #[arg(long, value_name = "LIST", default_value = "query,value", value_parser = linear_targets)]
+    pub targets: LinearTargets,
+    /// Scale LoRA by alpha / sqrt(r) (rsLoRA, Kalajdzievski 2023)
+    #[arg(long)]
+    pub rslora: bool,
+    /// Prefix length (--method prefix, default 30) or soft-prompt length (--method prompt,
+    /// default 10)
+    #[arg(long, value_name = "N", value_parser = positive_usize)]
+    pub prefix_length: Option<usize>,
+}
+
+/// `--targets`: the projections LoRA adapts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinearTargets(pub Vec<LinearTarget>);
+
+/// Comma-separated LoRA target names (`query,value`).
+pub fn linear_targets(s: &str) -> Result<LinearTargets, String> {
+    let targets = s
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| LinearTarget::parse(t).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if targets.is_empty() {
+        return Err("name at least one projection".into());
+    }
+    Ok(LinearTargets(targets))
 }
 
 impl AdapterArgs {
@@ -350,6 +396,29 @@ impl AdapterArgs {
             MethodArg::Houlsby => adapter(AdapterConfig::houlsby(rf)),
             MethodArg::Pfeiffer => adapter(AdapterConfig::pfeiffer(rf)),
             MethodArg::Parallel => adapter(AdapterConfig::parallel()),
+            MethodArg::Lora => TrainingMethod::Lora {
+                config: LoraConfig::new(self.rank, self.alpha)
+                    .with_targets(self.targets.0.clone())
+                    .with_dropout(self.dropout)
+                    .with_rslora(self.rslora),
+            },
+            MethodArg::Ia3 => TrainingMethod::Ia3 {
+                config: Ia3Config::liu2022(),
+            },
+            MethodArg::Prefix => {
+                let mut config = PrefixTuningConfig::li_liang2021().with_dropout(self.dropout);
+                if let Some(n) = self.prefix_length {
+                    config = config.with_prefix_length(n);
+                }
+                TrainingMethod::PrefixTuning { config }
+            }
+            MethodArg::Prompt => {
+                let mut config = PromptTuningConfig::default();
+                if let Some(n) = self.prefix_length {
+                    config = config.with_prompt_length(n);
+                }
+                TrainingMethod::PromptTuning { config }
+            }
             MethodArg::HeadOnly => TrainingMethod::HeadOnly,
             MethodArg::Full => TrainingMethod::Full,
         }

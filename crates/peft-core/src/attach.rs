@@ -4,7 +4,9 @@
 use crate::config::{AdapterConfig, AdapterSite};
 use crate::error::{PeftError, Result};
 use crate::fusion::FusionConfig;
-use crate::linear_attach::{add_ia3, add_lora, check_linear_setup, for_each_linear, require_adapter};
+use crate::linear_attach::{
+    add_ia3, add_lora, check_linear_setup, for_each_linear, require_adapter,
+};
 pub use crate::linear_attach::{linear_sites, merge_adapter, unmerge_adapter};
 use crate::linear_site::LinearSite;
 use crate::lora::LinearTarget;

@@ -81,10 +81,10 @@ mod testing;
 pub use activation::Activation;
 pub use adapter_drop::{AdapterDrop, set_adapter_drop};
 pub use attach::{
-    AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER, SitePlace,
-    active_setup, adapters, add_adapter, add_fusion, attach_adapters, check_active_batch,
-    delete_adapter, delete_fusion, eject_prefix, fusion_regularization, fusions, linear_sites,
-    merge_adapter, parallel_channels, remove_adapters, set_active, sites, unmerge_adapter,
+    AdapterHost, AdapterInfo, AttachReport, AttachedSite, DEFAULT_ADAPTER, SitePlace, active_setup,
+    adapters, add_adapter, add_fusion, attach_adapters, check_active_batch, delete_adapter,
+    delete_fusion, eject_prefix, fusion_regularization, fusions, linear_sites, merge_adapter,
+    parallel_channels, remove_adapters, set_active, sites, unmerge_adapter,
 };
 pub use bottleneck::{BottleneckAdapter, residual_site};
 pub use config::{

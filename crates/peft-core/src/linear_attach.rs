@@ -217,7 +217,10 @@ pub fn unmerge_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Res
     Ok(unmerged)
 }
 
-pub(crate) fn require_adapter<H: AdapterHost + ?Sized>(host: &H, name: &str) -> Result<AdapterInfo> {
+pub(crate) fn require_adapter<H: AdapterHost + ?Sized>(
+    host: &H,
+    name: &str,
+) -> Result<AdapterInfo> {
     adapters(host)
         .into_iter()
         .find(|a| a.name == name)

@@ -252,6 +252,41 @@ pub fn load_adapter_as(
                     moved += 1;
                 }
             }
+            // LoRA / IA³ modules on the projections, prefixes and prompts: the same move.
+            for (layer, target, slot) in peft_core::linear_sites(&scratch) {
+                let Some(dst) = staged.linear_site_mut(layer, target) else {
+                    continue;
+                };
+                if let (Some(m), Some(c)) = (
+                    slot.lora().get(DEFAULT_ADAPTER),
+                    slot.lora().meta(DEFAULT_ADAPTER),
+                ) {
+                    dst.insert_lora(name, c.clone(), m.clone());
+                    moved += 1;
+                }
+                if let (Some(m), Some(c)) = (
+                    slot.ia3().get(DEFAULT_ADAPTER),
+                    slot.ia3().meta(DEFAULT_ADAPTER),
+                ) {
+                    dst.insert_ia3(name, c.clone(), m.clone());
+                    moved += 1;
+                }
+            }
+            if let (Some(src), Some(dst)) = (scratch.prefix_pool(), staged.prefix_pool_mut()) {
+                let pool = (src.adapters(), src.prompts());
+                if let (Some(m), Some(c)) =
+                    (pool.0.get(DEFAULT_ADAPTER), pool.0.meta(DEFAULT_ADAPTER))
+                {
+                    dst.insert(name, c.clone(), m.clone());
+                    moved += 1;
+                }
+                if let (Some(m), Some(c)) =
+                    (pool.1.get(DEFAULT_ADAPTER), pool.1.meta(DEFAULT_ADAPTER))
+                {
+                    dst.insert_prompt(name, c.clone(), m.clone());
+                    moved += 1;
+                }
+            }
             let scratch_head = scratch.heads.get(DEFAULT_ADAPTER).cloned().ok_or_else(|| {
                 TrainError::InvalidConfig(format!("{}: no head after loading", dir.display()))
             })?;
