@@ -42,7 +42,9 @@
 # that is set (the device tool brings $OUT back).
 #
 # Environment: TRAIN_STEPS (default 40), INFER_BATCHES (default 14), WARMUP (default 3),
-# MODELS (default "minilm bert-base").
+# MODELS (default "minilm bert-base"), DEVICES (default "vulkan"; "vulkan cuda" for binaries
+# built with `--features vulkan,cuda` after scripts/setup-cuda.sh — the parity test then runs
+# both GPU backends in one binary, and the workload runs once per device).
 
 set -uo pipefail
 
@@ -52,6 +54,7 @@ TRAIN_STEPS=${TRAIN_STEPS:-40}
 INFER_BATCHES=${INFER_BATCHES:-14}
 WARMUP=${WARMUP:-3}
 MODELS=${MODELS:-minilm bert-base}
+DEVICES=${DEVICES:-vulkan}
 LOGS=${OUT:-$(mktemp -d)}
 status=0
 
@@ -91,36 +94,42 @@ rc=${PIPESTATUS[0]}
 if [ "$rc" -ne 0 ]; then
     echo "gpu-check: parity test FAILED (exit $rc)"
     status=1
-elif ! grep -q 'backend `vulkan`: device' "$LOGS/parity.log"; then
-    echo "gpu-check: parity test did not run on vulkan"
-    status=1
 else
-    echo "gpu-check: parity test passed on vulkan"
+    for device in $DEVICES; do
+        if grep -q "backend \`$device\`: device" "$LOGS/parity.log"; then
+            echo "gpu-check: parity test passed on $device"
+        else
+            echo "gpu-check: parity test did not run on $device"
+            status=1
+        fi
+    done
 fi
 
 # 2. Workload, one process per model so each gets its own peak-memory reading.
 summary=()
+for device in $DEVICES; do
 for model in $MODELS; do
-    echo "== workload: $model"
-    mem="$LOGS/mem-$model.csv"
+    echo "== workload: $model on $device"
+    mem="$LOGS/mem-$device-$model.csv"
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$mem" 2>/dev/null &
     sampler=$!
-    timeout 300 "$BIN/gpu_workload" --device vulkan --models "$model" \
+    timeout 300 "$BIN/gpu_workload" --device "$device" --models "$model" \
         --train-steps "$TRAIN_STEPS" --infer-batches "$INFER_BATCHES" --warmup "$WARMUP" \
-        2>&1 | tee "$LOGS/workload-$model.log"
+        2>&1 | tee "$LOGS/workload-$device-$model.log"
     rc=${PIPESTATUS[0]}
     kill "$sampler" 2>/dev/null
     wait "$sampler" 2>/dev/null
     peak=$(sort -n "$mem" 2>/dev/null | tail -1)
-    [ "$rc" -ne 0 ] && { echo "gpu-check: workload $model FAILED (exit $rc)"; status=1; }
+    [ "$rc" -ne 0 ] && { echo "gpu-check: workload $model on $device FAILED (exit $rc)"; status=1; }
     while IFS= read -r line; do
-        summary+=("$line ${peak:-n/a} |")
-    done < <(grep "^| $model |" "$LOGS/workload-$model.log")
+        summary+=("| $device $line ${peak:-n/a} |")
+    done < <(grep "^| $model |" "$LOGS/workload-$device-$model.log")
+done
 done
 
 echo
-echo "== summary (vulkan on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
-echo "| model | phase | batch | timed steps | mean padded len | examples/s | peak allocator MiB | peak nvidia-smi MiB (whole GPU) |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "== summary ($DEVICES on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
+echo "| device | model | phase | batch | timed steps | mean padded len | examples/s | peak allocator MiB | peak nvidia-smi MiB (whole GPU) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${summary[@]}"
 exit $status

@@ -22,6 +22,10 @@
 # (g++), network access to PyPI. At run time: an NVIDIA GPU with its driver (libcuda.so.1);
 # without one, `--device cuda` is a clear error and the default device falls back to the CPU.
 #
+# Exit status: 0 prepared (or already), 3 the wheels could not be installed here (no python3/pip
+# or no network to PyPI: the caller may fall back), 1 anything else (e.g. a bundler version this
+# script does not know: fix the script).
+#
 # Environment: PYTHON (default python3), BURN_PEFT_LLVM_CACHE (default
 # ~/.cache/burn-peft/llvm-<wheel version>), XDG_DATA_HOME (where the bundler looks).
 
@@ -48,15 +52,18 @@ if [ -f "$DEST/.tracel-llvm-installed" ] && "$PY" "$DEST/bin/llvm-config" --vers
     exit 0
 fi
 
-command -v "$PY" >/dev/null || die "$PY not found (llvm-config from the wheels is a Python script)"
+cannot() { echo "setup-cuda: $*" >&2; exit 3; }
+command -v "$PY" >/dev/null || cannot "$PY not found (llvm-config from the wheels is a Python script)"
 command -v g++ >/dev/null || command -v c++ >/dev/null || die "no C++ compiler (cubecl-llvm compiles two C++ shims)"
 
 prefix=$CACHE/mlc_llvm_static/static
 if [ ! -x "$prefix/bin/llvm-config" ]; then
     echo "setup-cuda: installing LLVM $WHEEL_VERSION wheels into $CACHE"
     mkdir -p "$CACHE"
+    "$PY" -m pip --version >/dev/null 2>&1 || cannot "$PY has no pip"
     "$PY" -m pip install --quiet --no-deps --target "$CACHE" \
-        "mlc-llvm-static==$WHEEL_VERSION" "mlc-llvm-static-extra-targets==$WHEEL_VERSION"
+        "mlc-llvm-static==$WHEEL_VERSION" "mlc-llvm-static-extra-targets==$WHEEL_VERSION" \
+        || cannot "pip could not install the LLVM wheels (network to PyPI?)"
 fi
 [ -x "$prefix/bin/llvm-config" ] || die "the wheels did not provide $prefix/bin/llvm-config"
 "$PY" "$prefix/bin/llvm-config" --targets-built | grep -qw NVPTX \
