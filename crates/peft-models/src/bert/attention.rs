@@ -2,10 +2,10 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use peft_core::AdapterLayer;
 use peft_core::dropout::dropout;
+use peft_core::kernels::masked_softmax;
 
 use super::config::BertConfig;
 
@@ -52,8 +52,11 @@ impl BertSelfAttention {
         let q = self.split_heads(self.query.forward(x.clone()));
         let k = self.split_heads(self.key.forward(x.clone()));
         let v = self.split_heads(self.value.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (self.head_dim as f64).sqrt());
-        let probs = dropout(&self.dropout, softmax(scores + mask_bias, 3));
+        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let probs = dropout(
+            &self.dropout,
+            masked_softmax(q.matmul(k.swap_dims(2, 3)), mask_bias, scale),
+        );
         probs.matmul(v).swap_dims(1, 2).reshape([b, s, h])
     }
 }

@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::activation::softmax;
+use peft_core::kernels::masked_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
 use peft_core::AdapterLayer;
 use peft_core::dropout::dropout;
@@ -105,10 +105,9 @@ impl Gpt2Attention {
             _ => (k, v),
         };
         // transformers (eager): (q k^T) / sqrt(head_dim), + mask, softmax, dropout, @ v.
-        let scores = q
-            .matmul(k.clone().swap_dims(2, 3))
-            .div_scalar((self.head_dim as f64).sqrt());
-        let probs = dropout(&self.attn_dropout, softmax(scores + bias, 3));
+        let scores = q.matmul(k.clone().swap_dims(2, 3));
+        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let probs = dropout(&self.attn_dropout, masked_softmax(scores, bias, scale));
         let context = probs.matmul(v.clone()).swap_dims(1, 2).reshape([b, s, d]);
         let out = dropout(&self.resid_dropout, self.c_proj.forward(context));
         (out, LayerKv { key: k, value: v })

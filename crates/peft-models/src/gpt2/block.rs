@@ -5,6 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 use peft_core::AdapterLayer;
 use peft_core::dropout::dropout;
+use peft_core::kernels::layer_norm;
 
 use super::attention::{Gpt2Attention, LayerKv};
 use super::config::Gpt2Config;
@@ -93,10 +94,10 @@ impl Gpt2Block {
         past: Option<LayerKv>,
     ) -> (Tensor<3>, LayerKv) {
         let residual = x.clone();
-        let (attn, kv) = self.attn.forward(self.ln_1.forward(x), bias, past);
+        let (attn, kv) = self.attn.forward(layer_norm(&self.ln_1, x), bias, past);
         let x = self.attn.adapters.forward(attn, residual, None);
         let residual = x.clone();
-        let ff = self.mlp.forward(self.ln_2.forward(x));
+        let ff = self.mlp.forward(layer_norm(&self.ln_2, x));
         let x = self.mlp.adapters.forward(ff, residual, None);
         (x, kv)
     }
