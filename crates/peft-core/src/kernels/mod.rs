@@ -12,6 +12,10 @@
 //! step; the value is that of burn's ops within 1e-6 relative and the gradients within 1e-5
 //! (tests in `kernels/tests.rs`). Everywhere else (GPU backends, other dtypes, a tracked
 //! softmax bias, a LayerNorm without beta) these functions are burn's ops, unchanged.
+//!
+//! The environment variable `BURN_PEFT_FUSED_KERNELS=0`, read once per process, switches the
+//! fused paths off (burn's ops everywhere), for A/B measurements and for ruling the kernels
+//! out when a result looks wrong.
 
 #[cfg(feature = "flex")]
 mod flex;
@@ -95,10 +99,17 @@ pub fn layer_norm<const D: usize>(layer_norm: &LayerNorm, x: Tensor<D>) -> Tenso
     layer_norm.forward(x)
 }
 
-/// Whether `t` can go through the fused kernels: `f32` on flex (with or without autodiff).
+/// Whether the fused kernels are on: unless `BURN_PEFT_FUSED_KERNELS` is `0` (read once).
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BURN_PEFT_FUSED_KERNELS").map_or(true, |v| v.trim() != "0"))
+}
+
+/// Whether `t` can go through the fused kernels: `f32` on flex (with or without autodiff),
+/// kernels [`enabled`].
 #[cfg(feature = "flex")]
 fn fused<const D: usize>(t: &Tensor<D>) -> bool {
-    t.dtype() == burn::tensor::DType::F32 && crate::host::is_flex(&t.device())
+    t.dtype() == burn::tensor::DType::F32 && crate::host::is_flex(&t.device()) && enabled()
 }
 
 /// `(gamma, beta, epsilon)` of `layer_norm` when its fused form applies to `x`.
