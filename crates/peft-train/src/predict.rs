@@ -121,8 +121,14 @@ fn argmax(z: &[f32]) -> usize {
 
 /// `-log softmax(z)[label]` in f64 (infinite for a label outside the row).
 fn cross_entropy(z: &[f32], label: usize) -> f64 {
-    let max = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-    let lse = max + z.iter().map(|&v| (f64::from(v) - max).exp()).sum::<f64>().ln();
+    let max = z
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    let lse = max
+        + z.iter()
+            .map(|&v| (f64::from(v) - max).exp())
+            .sum::<f64>()
+            .ln();
     z.get(label).map_or(f64::INFINITY, |&v| lse - f64::from(v))
 }
 

@@ -3,9 +3,9 @@
 
 use std::borrow::Cow;
 
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
@@ -246,7 +246,11 @@ impl<C: CheckpointStrategy> HostKernels for Autodiff<Flex, C> {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         let nodes = [x.node(), residual.node(), gamma.node(), beta.node()];
-        match AddLayerNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        match AddLayerNormBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let (y, saved) = layer_norm_fwd(
                     x.primitive(),
@@ -284,7 +288,11 @@ impl<C: CheckpointStrategy> HostKernels for Autodiff<Flex, C> {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         let nodes = [x.node(), gamma.node(), beta.node()];
-        match LayerNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        match LayerNormBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let (y, saved) = layer_norm_fwd(
                     x.primitive(),

@@ -164,7 +164,11 @@ pub(crate) fn layer_norm_forward(
     }
     let n_rows = x.len() / row;
     let mut saved = LayerNormSaved {
-        xhat: if save { vec![0f32; x.len()] } else { Vec::new() },
+        xhat: if save {
+            vec![0f32; x.len()]
+        } else {
+            Vec::new()
+        },
         rstd: vec![0f32; n_rows],
     };
     let eps = epsilon as f32;
@@ -176,7 +180,11 @@ pub(crate) fn layer_norm_forward(
         let r = residual.map(|r| &r[start..start + y.len()]);
         // The sum first (into y), then mean, variance and the outputs.
         match r {
-            Some(r) => y.iter_mut().zip(x).zip(r).for_each(|((y, &a), &b)| *y = a + b),
+            Some(r) => y
+                .iter_mut()
+                .zip(x)
+                .zip(r)
+                .for_each(|((y, &a), &b)| *y = a + b),
             None => y.copy_from_slice(x),
         }
         let mut xhat = xhat;
@@ -194,7 +202,9 @@ pub(crate) fn layer_norm_forward(
             let var = (acc.iter().sum::<f32>() + tail) / row as f32;
             let std = (var + eps).sqrt();
             *rs = 1.0 / std;
-            let xh = xhat.as_deref_mut().map(|xh| &mut xh[i * row..(i + 1) * row]);
+            let xh = xhat
+                .as_deref_mut()
+                .map(|xh| &mut xh[i * row..(i + 1) * row]);
             match xh {
                 Some(xh) => {
                     for (((y, xh), &g), &b) in yr.iter_mut().zip(xh).zip(gamma).zip(beta) {
@@ -245,7 +255,12 @@ pub(crate) fn layer_norm_backward(
         let mut dx = vec![0f32; dy.len()];
         dx.par_chunks_mut(chunk)
             .zip(dy.par_chunks(chunk))
-            .zip(saved.xhat.par_chunks(chunk).zip(saved.rstd.par_chunks(rows)))
+            .zip(
+                saved
+                    .xhat
+                    .par_chunks(chunk)
+                    .zip(saved.rstd.par_chunks(rows)),
+            )
             .for_each(|((dx, dy), (xh, rs))| {
                 let mut g = vec![0f32; row];
                 for (((dx, dy), xh), &rs) in dx

@@ -26,7 +26,10 @@ fn tensor<const D: usize>(dims: [usize; D], seed: u64, scale: f32, device: &Devi
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
 }
 
 /// `|a - b| <= rel * max(|a|, |b|) + abs` element-wise.
@@ -112,11 +115,17 @@ fn masked_softmax_gradients_match_burn() {
         let grads = (p * upstream.clone()).sum().backward();
         leaf.grad(&grads).map(to_vec).unwrap_or_default()
     };
-    for bias in [padding_bias(b, s, &[4, 0], &device), causal_bias(s, &device)] {
+    for bias in [
+        padding_bias(b, s, &[4, 0], &device),
+        causal_bias(s, &device),
+    ] {
         let fused = grad_of(true, bias.clone());
         let reference = grad_of(false, bias);
         assert_close(&fused, &reference, 1e-5, 1e-7, "d softmax");
-        assert!(fused.iter().any(|g| g.abs() > 1e-3), "gradients are not all zero");
+        assert!(
+            fused.iter().any(|g| g.abs() > 1e-3),
+            "gradients are not all zero"
+        );
     }
 }
 
@@ -138,11 +147,15 @@ fn a_tracked_bias_takes_burns_path_and_gets_its_gradient() {
 }
 
 fn random_layer_norm(d: usize, epsilon: f64, device: &Device) -> LayerNorm {
-    let track = |t: Tensor<1>| if device.is_autodiff() { t.require_grad() } else { t };
+    let track = |t: Tensor<1>| {
+        if device.is_autodiff() {
+            t.require_grad()
+        } else {
+            t
+        }
+    };
     let mut ln = LayerNormConfig::new(d).with_epsilon(epsilon).init(device);
-    ln.gamma = ln
-        .gamma
-        .map(|_| track(tensor([d], 10, 1.0, device) + 1.0));
+    ln.gamma = ln.gamma.map(|_| track(tensor([d], 10, 1.0, device) + 1.0));
     ln.beta = ln
         .beta
         .map(|b| b.map(|_| track(tensor([d], 11, 0.5, device))));
@@ -208,13 +221,37 @@ fn layer_norm_gradients_match_burn_for_inputs_and_parameters() {
     for frozen in [false, true] {
         let (fx, fr, fg, fb) = grads_of(true, frozen);
         let (rx, rr, rg, rb) = grads_of(false, frozen);
-        assert_close(&fx.unwrap_or_default(), &rx.unwrap_or_default(), 1e-5, 1e-6, "dx");
-        assert_close(&fr.unwrap_or_default(), &rr.unwrap_or_default(), 1e-5, 1e-6, "dres");
+        assert_close(
+            &fx.unwrap_or_default(),
+            &rx.unwrap_or_default(),
+            1e-5,
+            1e-6,
+            "dx",
+        );
+        assert_close(
+            &fr.unwrap_or_default(),
+            &rr.unwrap_or_default(),
+            1e-5,
+            1e-6,
+            "dres",
+        );
         if frozen {
             assert!(fg.is_none() && fb.is_none() && rg.is_none() && rb.is_none());
         } else {
-            assert_close(&fg.unwrap_or_default(), &rg.unwrap_or_default(), 1e-5, 1e-5, "dg");
-            assert_close(&fb.unwrap_or_default(), &rb.unwrap_or_default(), 1e-5, 1e-5, "db");
+            assert_close(
+                &fg.unwrap_or_default(),
+                &rg.unwrap_or_default(),
+                1e-5,
+                1e-5,
+                "dg",
+            );
+            assert_close(
+                &fb.unwrap_or_default(),
+                &rb.unwrap_or_default(),
+                1e-5,
+                1e-5,
+                "db",
+            );
         }
     }
     // The plain LayerNorm's input gradient too.

@@ -3,10 +3,10 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
-use peft_core::kernels::masked_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
 use peft_core::AdapterLayer;
 use peft_core::dropout::dropout;
+use peft_core::kernels::masked_softmax;
 
 use super::config::Gpt2Config;
 use super::conv1d::Conv1D;
