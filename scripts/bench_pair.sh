@@ -9,6 +9,7 @@
 #   --out DIR      where the raw JSON lines and pair.md go (default: bench/pair)
 #   --bin FILE     our bench executable (default: built by `cargo bench --no-run`)
 #   --only LIST    comma-separated subset of: w1_seq_bn_0.1, w1_seq_bn_0, w2_base, w2_seq_bn
+#   --w1-steps N   W1 timed steps on both sides (default 60, the peer's) and --w1-warmup N (5)
 #
 # The peer script is $PEFT_ASSETS_DIR/bench/peer/bench_peer.py (PEER to override). Neither side
 # waits for a quiet machine (its own check would never pass on a shared machine): the load is
@@ -21,13 +22,17 @@ main() {
   OUT=bench/pair
   BIN=""
   ONLY="w1_seq_bn_0.1,w1_seq_bn_0,w2_base,w2_seq_bn"
+  W1_STEPS=60
+  W1_WARMUP=5
   while [ $# -gt 0 ]; do
     case "$1" in
       --rounds) ROUNDS="$2"; shift 2 ;;
       --out) OUT="$2"; shift 2 ;;
       --bin) BIN="$2"; shift 2 ;;
       --only) ONLY="$2"; shift 2 ;;
-      -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+      --w1-steps) W1_STEPS="$2"; shift 2 ;;
+      --w1-warmup) W1_WARMUP="$2"; shift 2 ;;
+      -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
       *) echo "unknown option $1" >&2; exit 2 ;;
     esac
   done
@@ -69,8 +74,8 @@ main() {
     log "round $r / $ROUNDS"
     for d in 0.1 0; do
       if want "w1_seq_bn_$d"; then
-        log "w1 seq_bn dropout $d: ours"; run_ours "w1_seq_bn_$d" w1 --method seq_bn --dropout "$d" --repeats 1
-        log "w1 seq_bn dropout $d: peer"; run_peer "w1_seq_bn_$d" train --method seq_bn --dropout "$d"
+        log "w1 seq_bn dropout $d: ours"; run_ours "w1_seq_bn_$d" w1 --method seq_bn --dropout "$d" --repeats 1 --warmup "$W1_WARMUP" --steps "$W1_STEPS"
+        log "w1 seq_bn dropout $d: peer"; run_peer "w1_seq_bn_$d" train --method seq_bn --dropout "$d" --warmup "$W1_WARMUP" --steps "$W1_STEPS"
       fi
     done
     for v in base seq_bn; do
