@@ -57,7 +57,7 @@ main() {
     local tmp; tmp=$(mktemp)
     local load; load=$(cut -d' ' -f1 /proc/loadavg)
     "$BIN" "$@" --json-out "$tmp" >/dev/null
-    "$PY" -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(json.dumps({"side":"ours","workload":sys.argv[2],"load1":float(sys.argv[3]),"examples_per_s":r["examples_per_s"]["median"],"foreign_cores":[x.get("foreign_cores") for x in r.get("repeats",[])] or r.get("foreign_cores")}))' "$tmp" "$id" "$load" >> "$OURS"
+    "$PY" -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(json.dumps({"side":"ours","workload":sys.argv[2],"load1":float(sys.argv[3]),"examples_per_s":r["examples_per_s"]["median"],"foreign_cores":[x.get("foreign_cores") for x in r.get("repeats", r.get("passes", []))]}))' "$tmp" "$id" "$load" >> "$OURS"
     rm -f "$tmp"
   }
   run_peer() {  # workload-id, peer args...
