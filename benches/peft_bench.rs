@@ -9,7 +9,7 @@
 //!                        training throughput: batch 32, max length 64, dynamic padding,
 //!                        train.tsv rows 0..2079 in file order, 5 warm-up + 60 timed steps,
 //!                        AdamW (constant lr, no weight decay, eps 1e-8), cross-entropy
-//!   w2 --variant base|head|seq_bn|double_seq_bn [--passes 3]
+//!   w2 --variant base|head|seq_bn|double_seq_bn [--passes 3] [--order input|by_length]
 //!                        inference throughput over dev.tsv (872 rows, batch 64), eval mode,
 //!                        one untimed warm-up pass, then timed passes
 //!   w3 --method M [--tries 1]   peak RSS of a child process running `w1 --repeats 1`
@@ -52,6 +52,7 @@ use burn_peft::train::data::{
     ClassificationBatch, ClassificationBatcher, GlueTask, TokenizedDataset, load_glue_tsv,
 };
 use burn_peft::train::optim::{OptimConfig, Schedule};
+use burn_peft::train::predict::{BatchOrder, batch_plan};
 use burn_peft::train::task::{ClassificationTask, StepGuard};
 use burn_peft::train::trainer::{TrainingMethod, prepare_model};
 use serde_json::{Value, json};
@@ -130,6 +131,10 @@ enum Cmd {
         /// Batch size [default: 64]
         #[arg(long, value_parser = burn_peft::cli::positive_usize)]
         batch_size: Option<usize>,
+        /// Batch order: input, or by_length (length-grouped; reported apart, never in a ratio)
+        /// [default: input]
+        #[arg(long, value_parser = ["input", "by_length"])]
+        order: Option<String>,
     },
     /// Peak RSS of a child process running `w1 --repeats 1`
     W3 {
@@ -571,6 +576,7 @@ fn workload_batches(
     n_rows: Option<usize>,
     batch_size: usize,
     synth_len: usize,
+    order: BatchOrder,
     device: &Device,
 ) -> Res<Batches> {
     let tokenizer_file = args.model_dir().map(|d| d.join("tokenizer.json"));
@@ -588,7 +594,10 @@ fn workload_batches(
             let batcher = ClassificationBatcher::new(tokenizer);
             let mut batches = Vec::new();
             let mut tokens = Vec::new();
-            for chunk in encoded.items().chunks(batch_size) {
+            let lengths: Vec<usize> = encoded.items().iter().map(|i| i.input_ids.len()).collect();
+            for plan in batch_plan(&lengths, batch_size, order) {
+                let chunk: Vec<_> = plan.iter().map(|&i| encoded.items()[i].clone()).collect();
+                let chunk = chunk.as_slice();
                 let padded = batcher.pad(chunk);
                 let real = padded.attention_mask.iter().filter(|&&m| m == 1).count();
                 tokens.push((padded.input_ids.len(), real));
@@ -676,6 +685,7 @@ fn cmd_w1(args: &Args) -> Res<()> {
         Some(n_rows),
         batch_size,
         SYNTH_LEN_W1,
+        BatchOrder::Input,
         &device,
     )?;
     let tokenize_s = t0.elapsed().as_secs_f64();
@@ -791,7 +801,21 @@ fn cmd_w2(args: &Args) -> Res<()> {
     let batch_size: usize = args.num("batch-size", 64)?;
     // Inference device: no autodiff, so dropout is off (the peer's eval + inference_mode).
     let device = args.device()?;
-    let data = workload_batches(args, "dev.tsv", None, batch_size, SYNTH_LEN_W2, &device)?;
+    // `--order by_length`: length-grouped batches (reported apart, never in a ratio).
+    let order = match args.str_or("order", "input") {
+        "input" => BatchOrder::Input,
+        "by_length" | "by-length" => BatchOrder::ByLength,
+        other => return Err(format!("--order: `{other}` is not input or by_length").into()),
+    };
+    let data = workload_batches(
+        args,
+        "dev.tsv",
+        None,
+        batch_size,
+        SYNTH_LEN_W2,
+        order,
+        &device,
+    )?;
     let n_examples: usize = data.batches.iter().map(|b| b.labels.dims()[0]).sum();
     let padded: usize = data.tokens.iter().map(|t| t.0).sum();
     let (model, info) = build_model(args, variant, None, &device)?;
@@ -834,6 +858,7 @@ fn cmd_w2(args: &Args) -> Res<()> {
         "impl": "burn-peft",
         "workload": "w2",
         "variant": variant.name(),
+        "order": if order == BatchOrder::ByLength { "by_length" } else { "input" },
         "backend": backend_name(&device),
         "data": data.source,
         "model": info,

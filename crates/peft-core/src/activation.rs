@@ -157,7 +157,7 @@ fn normal_cdf_pdf(x: f32) -> (f32, f32) {
 /// `exp(v)` for `v <= 0` (and NaN) without a libm call: `2^n * e^r` with `n = round(v / ln 2)`,
 /// `|r| <= ln 2 / 2` and a degree-6 Taylor polynomial (relative error < 2e-7); 0 below -87.
 #[inline(always)]
-fn exp_nonpositive(v: f32) -> f32 {
+pub(crate) fn exp_nonpositive(v: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;

@@ -257,7 +257,7 @@ impl BottleneckAdapter {
 /// `LN(t + x)` for post-LN models, `t + x` without a LayerNorm.
 pub(crate) fn add_norm(t: Tensor<3>, x: Tensor<3>, layer_norm: Option<&LayerNorm>) -> Tensor<3> {
     match layer_norm {
-        Some(ln) => ln.forward(t + x),
+        Some(ln) => crate::kernels::add_layer_norm(ln, t, x),
         None => t + x,
     }
 }

@@ -21,3 +21,14 @@ pub fn host_resident(device: &Device) -> bool {
     let _ = inner;
     false
 }
+
+/// Whether `device` (with or without autodiff) is flex, where the fused kernels of
+/// [`crate::kernels`] run; false without this crate's `flex` feature.
+pub fn is_flex(device: &Device) -> bool {
+    #[cfg(feature = "flex")]
+    if device.clone().inner() == Device::flex() {
+        return true;
+    }
+    let _ = device;
+    false
+}

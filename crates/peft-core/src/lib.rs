@@ -18,6 +18,7 @@
 //! | [`named`] | [`Named`]: modules kept by name (task heads) |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
 //! | [`host`] | [`host::host_resident`]: whether a device keeps tensors in host memory (CPU fast paths) |
+//! | [`kernels`] | fused CPU kernels (masked softmax, residual add + LayerNorm) with burn's ops elsewhere |
 //! | [`dropout`] | [`dropout::dropout`](fn@dropout::dropout), burn's dropout with a fast host-side mask on CPU backends, used by every model |
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
@@ -65,6 +66,7 @@ pub mod freeze;
 pub mod fusion;
 pub mod host;
 pub mod ia3;
+pub mod kernels;
 mod linear_attach;
 pub mod linear_site;
 pub mod lora;

@@ -10,6 +10,7 @@
 //! | [`optim`] | [`optim::OptimConfig`]: AdamW with PyTorch defaults, warm-up + linear decay |
 //! | [`render`] | [`render::ProgressRenderer`]: concise progress lines and epoch summaries for headless runs |
 //! | [`checkpoint`] | [`checkpoint::AdapterCheckpointer`]: checkpoints without the frozen base, with their [`checkpoint::CheckpointState`] (position and run settings) |
+//! | [`predict`] | [`predict::predict`]: per-example predictions in input order, with length-grouped batches ([`predict::BatchOrder::ByLength`]) as an option |
 //! | [`run`] | the one run loop both tasks share (resume checks, seeding, loaders, optimizer, restore, Learner launch), [`run::RunOptions`]: step checkpoints (every `checkpoint_every` optimizer steps, epoch ends, Ctrl-C), exact mid-epoch resume, `overwrite` |
 //! | [`trainer`] | [`trainer::train_classifier`], [`trainer::train_classifier_from_dir`], [`trainer::evaluate`]: the whole run and its artefacts |
 //! | [`lm`] | causal language modelling: corpus → token blocks, [`lm::LmTask`] (loss + perplexity), [`lm::train_causal_lm`], [`lm::evaluate_lm`] |
@@ -25,6 +26,7 @@ pub mod error;
 pub mod lm;
 pub mod loader;
 pub mod optim;
+pub mod predict;
 pub mod render;
 pub mod run;
 pub mod serve;

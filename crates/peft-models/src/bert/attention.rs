@@ -2,9 +2,9 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use peft_core::dropout::dropout;
+use peft_core::kernels::masked_softmax;
 use peft_core::{AdapterLayer, LayerPrefix, LinearSite};
 
 use super::config::BertConfig;
@@ -70,8 +70,11 @@ impl BertSelfAttention {
             }
             None => (k, v, mask_bias),
         };
-        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (self.head_dim as f64).sqrt());
-        let probs = dropout(&self.dropout, softmax(scores + mask_bias, 3));
+        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let probs = dropout(
+            &self.dropout,
+            masked_softmax(q.matmul(k.swap_dims(2, 3)), mask_bias, scale),
+        );
         probs.matmul(v).swap_dims(1, 2).reshape([b, s, h])
     }
 }

@@ -56,7 +56,10 @@ impl BertEmbeddings {
         let x = self.word_embeddings.forward(input_ids)
             + self.token_type_embeddings.forward(token_type_ids)
             + self.position_embeddings.forward(positions);
-        dropout(&self.dropout, self.layer_norm.forward(x))
+        dropout(
+            &self.dropout,
+            peft_core::kernels::layer_norm(&self.layer_norm, x),
+        )
     }
 
     /// Position ids `[batch, seq]` for token ids `[batch, seq]`.

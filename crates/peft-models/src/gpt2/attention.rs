@@ -3,9 +3,9 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
 use peft_core::dropout::dropout;
+use peft_core::kernels::masked_softmax;
 use peft_core::{AdapterLayer, LayerPrefix, LinearSite};
 
 use super::config::Gpt2Config;
@@ -130,10 +130,11 @@ impl Gpt2Attention {
             None => (k, v, bias),
         };
         // transformers (eager): (q k^T) / sqrt(head_dim), + mask, softmax, dropout, @ v.
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .div_scalar((self.head_dim as f64).sqrt());
-        let probs = dropout(&self.attn_dropout, softmax(scores + bias, 3));
+        let scale = 1.0 / (self.head_dim as f32).sqrt();
+        let probs = dropout(
+            &self.attn_dropout,
+            masked_softmax(q.matmul(k.swap_dims(2, 3)), bias, scale),
+        );
         let context = probs.matmul(v).swap_dims(1, 2).reshape([b, s, d]);
         let out = dropout(&self.resid_dropout, self.c_proj.forward(context));
         (out, present)

@@ -4,6 +4,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 use peft_core::dropout::dropout;
+use peft_core::kernels::layer_norm;
 use peft_core::{AdapterLayer, LinearSite};
 
 use super::attention::{Gpt2Attention, LayerKv};
@@ -106,10 +107,10 @@ impl Gpt2Block {
         let residual = x.clone();
         let (attn, kv) = self
             .attn
-            .forward_with_prefix(self.ln_1.forward(x), bias, past, prefix);
+            .forward_with_prefix(layer_norm(&self.ln_1, x), bias, past, prefix);
         let x = self.attn.adapters.forward(attn, residual, None);
         let residual = x.clone();
-        let ff = self.mlp.forward(self.ln_2.forward(x));
+        let ff = self.mlp.forward(layer_norm(&self.ln_2, x));
         let x = self.mlp.adapters.forward(ff, residual, None);
         (x, kv)
     }

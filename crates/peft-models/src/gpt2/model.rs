@@ -197,7 +197,7 @@ impl Gpt2Model {
             x = out;
             present.push(kv);
         }
-        (self.ln_f.forward(x), present)
+        (peft_core::kernels::layer_norm(&self.ln_f, x), present)
     }
 
     /// Description of this base model for adapter files.
