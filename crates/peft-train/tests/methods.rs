@@ -39,7 +39,12 @@ type Trained = (
 
 /// Train with `method` for 3 epochs at learning rate `lr`: the loss drops, the base is
 /// bit-identical, the method's tensors changed.
+/// The device RNG (initialisation, dropout, per-batch reseeding) is one per process: tests
+/// that train take turns, or their runs interleave draws and stop being reproducible.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn train_only(method: TrainingMethod, lr: f64) -> Trained {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let name = method.name();
     let device = Device::flex().autodiff();
     let tok = tokenizer();

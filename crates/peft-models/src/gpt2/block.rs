@@ -105,9 +105,9 @@ impl Gpt2Block {
         prefix: Option<&peft_core::LayerPrefix>,
     ) -> (Tensor<3>, LayerKv) {
         let residual = x.clone();
-        let (attn, kv) = self
-            .attn
-            .forward_with_prefix(layer_norm(&self.ln_1, x), bias, past, prefix);
+        let (attn, kv) =
+            self.attn
+                .forward_with_prefix(layer_norm(&self.ln_1, x), bias, past, prefix);
         let x = self.attn.adapters.forward(attn, residual, None);
         let residual = x.clone();
         let ff = self.mlp.forward(layer_norm(&self.ln_2, x));
