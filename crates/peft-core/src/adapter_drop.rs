@@ -20,11 +20,11 @@ use crate::error::{PeftError, Result};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AdapterDrop {
     /// Blocks whose adapters are skipped, in training and inference (AdapterHub's
-    /// `skip_layers`). Default: none.
+    /// `skip_layers`), bottleneck adapters and LoRA / IA³ modules alike. Default: none.
     pub skip_layers: Vec<usize>,
-    /// In training (on an autodiff device) the adapters of each block, all its sites together,
-    /// are skipped with this probability in every forward pass, independently per block; in
-    /// `[0, 1)`. Default: 0.
+    /// In training (on an autodiff device) the bottleneck adapters of each block, all its
+    /// sites together, are skipped with this probability in every forward pass, independently
+    /// per block; in `[0, 1)`. Default: 0.
     pub train_drop_prob: f64,
     /// The paper's "robust" AdapterDrop (and AdapterHub's AdapterDrop training notebook): in
     /// every training forward pass the adapters of the first `n` blocks are skipped, `n` drawn
@@ -112,6 +112,11 @@ pub fn set_adapter_drop<H: AdapterHost + ?Sized>(host: &mut H, drop: &AdapterDro
             });
         }
         s.set_drop(drop.skip_layers.contains(&layer), rules)
+    });
+    // Skipped blocks skip LoRA / IA³ modules too (random training drops cover the residual
+    // sites only).
+    crate::linear_attach::for_each_linear(host, |layer, _, s| {
+        s.set_skip(drop.skip_layers.contains(&layer))
     });
     Ok(())
 }

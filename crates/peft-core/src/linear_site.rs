@@ -63,6 +63,8 @@ pub struct LinearSite {
     merged: Vec<String>,
     /// The weight and bias before the first merge (restored by unmerging).
     unmerged: Option<(Tensor<2>, Option<Tensor<1>>)>,
+    /// AdapterDrop: the block is skipped, its unmerged modules do not apply.
+    skip: bool,
 }
 
 impl LinearSite {
@@ -81,6 +83,7 @@ impl LinearSite {
             active: None,
             merged: Vec::new(),
             unmerged: None,
+            skip: false,
         }
     }
 
@@ -175,6 +178,9 @@ impl LinearSite {
     /// The names the active setup applies here, unmerged ones only.
     fn applied_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
+        if self.skip {
+            return names;
+        }
         match &self.active {
             Some(Setup::Single(n)) => names.push(n),
             Some(Setup::Stack(children)) => {
@@ -190,6 +196,13 @@ impl LinearSite {
             .into_iter()
             .filter(|n| !self.merged.iter().any(|m| m == n))
             .collect()
+    }
+
+    /// AdapterDrop (AdapterHub's `skip_layers`, which covers every method): the unmerged
+    /// modules of this site do not apply while `skip` is set (merged ones are part of the
+    /// weights). Set through [`crate::set_adapter_drop`].
+    pub fn set_skip(&mut self, skip: bool) {
+        self.skip = skip;
     }
 
     /// `[..., in]` -> `[..., out]`: `x W + b` with every active, unmerged IA³ vector (on the

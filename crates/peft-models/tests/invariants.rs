@@ -3,6 +3,7 @@
 //! weights and a scale != 1:
 //! - a fresh adapter with the method's default init leaves the outputs unchanged (bit for bit);
 //! - no active setup == the base (bit for bit), an active non-zero adapter changes it;
+//! - AdapterDrop's skip_layers skips these modules (all blocks skipped == the base);
 //! - save -> load round trips are exact (our format and PEFT's);
 //! - merged == unmerged within 1e-5, a merged model runs the plain path, unmerging restores the
 //!   base weights bit for bit;
@@ -227,6 +228,38 @@ fn forward_invariants<M: Case>(method: &Method) {
     assert!(
         max_diff(stacked, active.clone()) <= 1e-6,
         "{what}: + a zero update"
+    );
+
+    // AdapterDrop's skip_layers covers these methods too (as AdapterHub's does): skipping every
+    // block is the base, bit for bit; skipping block 0 only is neither.
+    ok(set_active(&mut model, Some(Setup::single("a"))));
+    let n = model.num_layers();
+    ok(peft_core::set_adapter_drop(
+        &mut model,
+        &peft_core::AdapterDrop::first_layers(n),
+    ));
+    assert_eq!(
+        model.out().into_data(),
+        base.clone().into_data(),
+        "{what}: every block skipped"
+    );
+    ok(peft_core::set_adapter_drop(
+        &mut model,
+        &peft_core::AdapterDrop::first_layers(1),
+    ));
+    let first_skipped = model.out();
+    assert!(
+        max_diff(first_skipped.clone(), base.clone()) > 1e-4
+            && max_diff(first_skipped, active.clone()) > 1e-4,
+        "{what}: block 0 skipped"
+    );
+    ok(peft_core::set_adapter_drop(
+        &mut model,
+        &peft_core::AdapterDrop::default(),
+    ));
+    assert!(
+        max_diff(model.out(), active.clone()) <= 1e-6,
+        "{what}: drop reset"
     );
 
     // Our own format, then PEFT's: exact round trips onto a fresh model.
