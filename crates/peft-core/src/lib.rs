@@ -14,7 +14,7 @@
 //! | [`linear_site`] | [`LinearSite`], the linear layer type models use for targetable projections: frozen base, named LoRA modules and IA³ vectors, merge/unmerge |
 //! | [`prefix`] | prefix tuning (Li & Liang 2021) as AdapterHub's `prefix_tuning`: [`PrefixTuningConfig`], [`PrefixTuningModule`] (re-parameterisation MLP, `eject`), [`PrefixPool`] (what a model holds once) |
 //! | [`prompt`] | prompt tuning (Lester et al. 2021) as AdapterHub's `prompt_tuning`: [`PromptTuningConfig`], [`PromptTuningModule`] (held by the [`PrefixPool`]) |
-//! | [`method`] | [`MethodConfig`]: the config of any kind of named adapter (bottleneck, LoRA) |
+//! | [`method`] | [`MethodConfig`]: the config of any kind of named adapter (bottleneck, LoRA, IA³, prefix tuning, prompt tuning) |
 //! | [`named`] | [`Named`]: modules kept by name (task heads) |
 //! | [`activation`] | the non-linearities ([`Activation`]) |
 //! | [`host`] | [`host::host_resident`]: whether a device keeps tensors in host memory (CPU fast paths) |
@@ -22,7 +22,7 @@
 //! | [`dropout`] | [`dropout::dropout`](fn@dropout::dropout), burn's dropout with a fast host-side mask on CPU backends, used by every model |
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
-//! | [`adapter_drop`] | [`AdapterDrop`] (Rücklé et al. 2021): skipped blocks, random per-block dropping in training |
+//! | [`adapter_drop`] | [`AdapterDrop`] (Rücklé et al. 2021): skipped blocks, random per-block and robust first-n dropping in training; skipped blocks skip LoRA/IA³ too |
 //! | [`attach`] | the verbs over any [`AdapterHost`]: [`add_adapter`], [`delete_adapter`], [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`], [`attach_adapters`] (the one-adapter shortcut) |
 //! | [`peft`](mod@peft) | Hugging Face PEFT 0.21 LoRA directories both directions: `adapter_config.json`, `adapter_model.safetensors`, PEFT's `target_modules` rule |
 //! | [`adapterhub`] | AdapterHub's file format (`adapters` 1.3.0) both directions: `adapter_config.json`, `head_config.json`, fusion files, key names |
