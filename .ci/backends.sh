@@ -115,6 +115,22 @@ run_wgpu() {
     fi
 }
 
+# Without an NVIDIA driver (CI), `--device cuda` must be a one-line typed error, not a panic.
+cuda_without_driver() {
+    if ldconfig -p | grep -q 'libcuda\.so\.1'; then
+        log "cuda: a driver is installed here; the no-driver check is skipped"
+        return 0
+    fi
+    local out rc=0
+    out=$("$CARGO_TARGET_DIR/ci-backends/examples/sst2" --device cuda 2>&1) || rc=$?
+    if [ "$rc" -eq 0 ] || ! grep -q 'libcuda.so.1' <<<"$out" || grep -q 'panicked' <<<"$out"; then
+        echo "backends: sst2 --device cuda without a driver should fail with a typed error; got (exit $rc):" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    log "cuda without a driver: $out"
+}
+
 run_checks() {
     local f
     for f in ndarray wgpu vulkan metal; do
@@ -128,7 +144,13 @@ run_checks() {
     scripts/setup-cuda.sh || rc=$?
     case "$rc" in
         0) timed "check cuda (LLVM prepared by setup-cuda.sh)" \
-            cargo check "${CARGO_ARGS[@]}" --no-default-features --features cuda --all-targets ;;
+            cargo check "${CARGO_ARGS[@]}" --no-default-features --features cuda --all-targets
+           # A real build and link of the flagship example and the cross-backend test binary.
+           timed "build cuda sst2 example" \
+               cargo build "${CARGO_ARGS[@]}" --no-default-features --features cuda --example sst2
+           timed "build cuda backends test" \
+               cargo test "${CARGO_ARGS[@]}" --no-default-features --features cuda --test backends --no-run
+           cuda_without_driver ;;
         3) log "setup-cuda.sh could not install LLVM here; checking cuda with DOCS_RS=1"
            timed "check cuda (DOCS_RS=1)" env DOCS_RS=1 \
                cargo check "${CARGO_ARGS[@]}" --no-default-features --features cuda --all-targets ;;
