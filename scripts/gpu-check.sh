@@ -38,8 +38,10 @@
 #    Pfeiffer adapter training at batch 32, then inference at batch 64. Random weights: speed
 #    does not depend on them, and the real checkpoints would not fit the 64 MiB carry limit.
 #
-# Output: the test log, one workload log per model, and a summary table; copies go to $OUT when
-# that is set (the device tool brings $OUT back).
+# Output: the test log, one workload log per device and model, PyTorch's numbers on the same GPU
+# (scripts/gpu_torch.py, dry-run on CPU: `python3 scripts/gpu_torch.py --device cpu --models minilm
+# --train-steps 2 --infer-batches 1`), and a summary table; copies go to $OUT when that is set (the
+# device tool brings $OUT back).
 #
 # Environment: TRAIN_STEPS (default 40), INFER_BATCHES (default 14), WARMUP (default 3),
 # MODELS (default "minilm bert-base"), DEVICES (default "vulkan"; "vulkan cuda" for binaries
@@ -126,6 +128,18 @@ for model in $MODELS; do
     done < <(grep "^| $model |" "$LOGS/workload-$device-$model.log")
 done
 done
+
+# 3. PyTorch on the same GPU in the same lease (the machine has torch + transformers, no
+#    `adapters`: scripts/gpu_torch.py writes the Pfeiffer adapter itself).
+models_csv=$(echo "$MODELS" | tr ' ' ',')
+if python3 -c 'import torch, transformers' 2>/dev/null; then
+    echo "== PyTorch: scripts/gpu_torch.py"
+    timeout 600 python3 "$ROOT/scripts/gpu_torch.py" --models "$models_csv" \
+        --train-steps "$TRAIN_STEPS" --infer-batches "$INFER_BATCHES" --warmup "$WARMUP" \
+        2>&1 | tee "$LOGS/torch.log" || { echo "gpu-check: gpu_torch.py FAILED"; status=1; }
+else
+    echo "gpu-check: no python3 with torch + transformers here; PyTorch side skipped"
+fi
 
 echo
 echo "== summary ($DEVICES on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
