@@ -3,19 +3,17 @@
 
 use crate::config::{AdapterConfig, AdapterSite};
 use crate::error::{PeftError, Result};
-use crate::fusion::FusionConfig;
-use crate::linear_attach::{
-    add_ia3, add_lora, check_linear_setup, for_each_linear, require_adapter,
-};
+pub use crate::fusion_attach::{add_fusion, delete_fusion, fusion_regularization, fusions};
+use crate::linear_attach::{add_ia3, add_lora, check_linear_setup, for_each_linear};
 pub use crate::linear_attach::{linear_sites, merge_adapter, unmerge_adapter};
 use crate::linear_site::LinearSite;
 use crate::lora::LinearTarget;
-use crate::method::{MethodConfig, MethodKind};
-use crate::prefix::{PrefixPool, PrefixTuningConfig};
-use crate::prompt::PromptTuningConfig;
+use crate::method::MethodConfig;
+use crate::prefix::PrefixPool;
+pub use crate::prefix_attach::eject_prefix;
+use crate::prefix_attach::{add_prefix, add_prompt};
 use crate::setup::Setup;
 use crate::site::AdapterLayer;
-use burn::tensor::Tensor;
 
 /// Where in a block a module was attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -269,53 +267,6 @@ fn record(
     }
 }
 
-/// The fusion layers of `host`: each as the list of adapters it fuses.
-pub fn fusions<H: AdapterHost + ?Sized>(host: &H) -> Vec<Vec<String>> {
-    let mut out: Vec<Vec<String>> = Vec::new();
-    for (_, _, s) in sites(host) {
-        for (_, meta, _) in s.fusions().iter() {
-            if !out.contains(&meta.adapters) {
-                out.push(meta.adapters.clone());
-            }
-        }
-    }
-    out
-}
-
-/// AdapterHub's fusion regularisation (`get_fusion_regularization_loss`, `adapters` 1.3.0):
-/// `0.01 · Σ (I − V)²` summed over every fusion layer whose value projection `V` trains
-/// (requires grad) and whose [`FusionConfig::regularization`] is on; `None` when no fusion
-/// layer qualifies. `[1]`.
-///
-/// The training tasks of `peft-train` add it to the loss they differentiate (not to the loss
-/// they report). AdapterHub applies the same gradient one optimizer step late (its
-/// `AdapterTrainerCallback.on_step_end` back-propagates it after the step, so it joins the next
-/// step's gradients, computed at the same weights); its first step therefore has none, ours
-/// has it from the first step. AdapterHub also ignores the config flag and regularises every
-/// trainable value projection; we honour the flag (`dynamic` has it on, `static` has no value
-/// projection).
-pub fn fusion_regularization<H: AdapterHost + ?Sized>(host: &H) -> Option<Tensor<1>> {
-    let mut total: Option<Tensor<1>> = None;
-    for (_, _, s) in sites(host) {
-        for (_, meta, fusion) in s.fusions().iter() {
-            let trains = fusion
-                .value
-                .as_ref()
-                .is_some_and(|v| v.weight.val().is_require_grad());
-            if !meta.config.regularization || !trains {
-                continue;
-            }
-            if let Some(r) = fusion.regularization() {
-                total = Some(match total {
-                    Some(t) => t + r,
-                    None => r,
-                });
-            }
-        }
-    }
-    total
-}
-
 pub(crate) fn names_of<H: AdapterHost + ?Sized>(host: &H) -> String {
     let names: Vec<String> = adapters(host).into_iter().map(|a| a.name).collect();
     if names.is_empty() {
@@ -359,87 +310,6 @@ pub(crate) fn check_layers(what: &str, layers: &[usize], num_layers: usize) -> R
         ))),
         None => Ok(()),
     }
-}
-
-fn add_prefix<H: AdapterHost + ?Sized>(
-    host: &mut H,
-    name: &str,
-    config: &PrefixTuningConfig,
-    device: &burn::tensor::Device,
-) -> Result<AttachReport> {
-    config.validate()?;
-    let num_layers = host.num_layers();
-    check_layers("leave_out", &config.leave_out, num_layers)?;
-    let heads = host.num_attention_heads();
-    let d_model = host.d_model();
-    if host.prefix_pool().is_none() || heads == 0 || !d_model.is_multiple_of(heads) {
-        return Err(PeftError::NothingMatched(
-            "this model takes no prefix-tuning prefixes".into(),
-        ));
-    }
-    let module = config.init(config.layers(num_layers), heads, d_model / heads, device)?;
-    // One module serves every layer: its parameters are reported on the first.
-    let total = burn::module::Module::num_params(&module);
-    let mut report = AttachReport::default();
-    for (i, &layer) in module.layers.iter().enumerate() {
-        report.attached.push(AttachedSite {
-            layer,
-            site: SitePlace::AttentionPrefix,
-            bottleneck: config.prefix_length,
-            params: if i == 0 { total } else { 0 },
-        });
-    }
-    if let Some(pool) = host.prefix_pool_mut() {
-        pool.insert(name, config.clone(), module);
-    }
-    Ok(report)
-}
-
-fn add_prompt<H: AdapterHost + ?Sized>(
-    host: &mut H,
-    name: &str,
-    config: &PromptTuningConfig,
-    device: &burn::tensor::Device,
-) -> Result<AttachReport> {
-    config.validate()?;
-    if host.prefix_pool().is_none() || !host.takes_prompts() {
-        return Err(PeftError::NothingMatched(
-            "this model takes no prompt-tuning prompt".into(),
-        ));
-    }
-    let module = config.init(host.d_model(), device)?;
-    let report = AttachReport {
-        attached: vec![AttachedSite {
-            layer: 0,
-            site: SitePlace::Embeddings,
-            bottleneck: config.prompt_length,
-            params: burn::module::Module::num_params(&module),
-        }],
-        replaced: 0,
-    };
-    if let Some(pool) = host.prefix_pool_mut() {
-        pool.insert_prompt(name, config.clone(), module);
-    }
-    Ok(report)
-}
-
-/// Collapse prefix-tuning adapter `name`'s re-parameterisation MLP into plain prefixes
-/// (AdapterHub's `eject_prefix_tuning`): outputs are unchanged, the MLP parameters are gone and
-/// the adapter's config reads `flat: true`. Do this before saving for inference.
-///
-/// Errors: no such adapter, or not a prefix-tuning adapter.
-pub fn eject_prefix<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Result<()> {
-    let info = require_adapter(host, name)?;
-    if info.config.kind() != MethodKind::PrefixTuning {
-        return Err(PeftError::InvalidSetup(format!(
-            "adapter `{name}` is a {} adapter, not prefix tuning",
-            info.config.kind().name()
-        )));
-    }
-    if let Some(pool) = host.prefix_pool_mut() {
-        pool.eject(name);
-    }
-    Ok(())
 }
 
 fn add_bottleneck<H: AdapterHost + ?Sized>(
@@ -534,87 +404,6 @@ pub fn delete_adapter<H: AdapterHost + ?Sized>(host: &mut H, name: &str) -> Resu
         if uses {
             pool.set_active(None);
         }
-    }
-    Ok(removed)
-}
-
-/// Add an AdapterFusion layer over the named adapters (in that order) at every site where all
-/// of them sit (AdapterHub's rule). Its name is the names joined by `,`.
-pub fn add_fusion<H: AdapterHost + ?Sized, S: AsRef<str>>(
-    host: &mut H,
-    names: &[S],
-    config: &FusionConfig,
-    device: &burn::tensor::Device,
-) -> Result<usize> {
-    let names: Vec<String> = names.iter().map(|n| n.as_ref().to_string()).collect();
-    if names.len() < 2 {
-        return Err(PeftError::InvalidSetup(
-            "a fusion needs at least two adapters".into(),
-        ));
-    }
-    config.validate()?;
-    let known = adapters(host);
-    for n in &names {
-        if !known.iter().any(|a| &a.name == n) {
-            return Err(PeftError::NotFound {
-                kind: "adapter",
-                name: n.clone(),
-                available: names_of(host),
-            });
-        }
-    }
-    if fusions(host).contains(&names) {
-        return Err(PeftError::AlreadyExists {
-            kind: "fusion",
-            name: names.join(","),
-        });
-    }
-    let d_model = host.d_model();
-    let dropout = host.attention_dropout();
-    let mut planned = Vec::new();
-    for (layer, site, s) in sites(host) {
-        if names.iter().all(|n| s.adapter(n).is_some()) {
-            planned.push((layer, site, config.init(d_model, dropout, device)?));
-        }
-    }
-    if planned.is_empty() {
-        return Err(PeftError::NothingMatched(format!(
-            "no site holds all of {}",
-            names.join(", ")
-        )));
-    }
-    let count = planned.len();
-    for (layer, site, fusion) in planned {
-        if let Some(s) = host.adapter_layer_mut(layer, site) {
-            s.insert_fusion(&names, config.clone(), fusion);
-        }
-    }
-    Ok(count)
-}
-
-/// Delete the fusion layer over `names`; returns the number of sites it was removed from.
-pub fn delete_fusion<H: AdapterHost + ?Sized, S: AsRef<str>>(
-    host: &mut H,
-    names: &[S],
-) -> Result<usize> {
-    let name: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
-    let name = name.join(",");
-    let mut removed = 0;
-    for_each_site(host, |_, _, s| {
-        if s.remove_fusion(&name) {
-            removed += 1;
-        }
-    });
-    if removed == 0 {
-        return Err(PeftError::NotFound {
-            kind: "fusion",
-            name,
-            available: fusions(host)
-                .iter()
-                .map(|f| f.join(","))
-                .collect::<Vec<_>>()
-                .join("; "),
-        });
     }
     Ok(removed)
 }
@@ -766,141 +555,5 @@ pub fn remove_adapters<H: AdapterHost + ?Sized>(host: &mut H) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{AdapterConfig, AdapterPlacement, BottleneckWidth};
-    use crate::freeze::{Trainable, freeze_except, param_summary, randomize_matching};
-    use crate::testing::Toy;
-    use burn::module::{Module, ModuleVisitor, Param};
-    use burn::optim::{AdamWConfig, GradientsParams};
-    use burn::tensor::{Device, Distribution, Tensor, TensorData};
-
-    #[test]
-    fn attaches_where_the_placement_says_and_reports_it() {
-        let device = Device::flex();
-        let mut toy = Toy::new(16, 3, &device);
-        let report = attach_adapters(&mut toy, &AdapterConfig::houlsby(4.0), &device)
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(report.attached.len(), 6);
-        // (16*4 + 4) + (4*16 + 16) per adapter.
-        assert_eq!(report.params(), 6 * 148);
-        let mut pf = AdapterConfig::pfeiffer(4.0);
-        pf.placement.leave_out = vec![1];
-        pf.layer_widths.insert(2, BottleneckWidth::BottleneckDim(2));
-        let report = attach_adapters(&mut toy, &pf, &device).unwrap_or_else(|e| panic!("{e}"));
-        let got: Vec<_> = report
-            .attached
-            .iter()
-            .map(|a| (a.layer, a.site, a.bottleneck))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (0, SitePlace::Residual(AdapterSite::FeedForwardOutput), 4),
-                (2, SitePlace::Residual(AdapterSite::FeedForwardOutput), 2)
-            ]
-        );
-        assert_eq!(report.replaced, 6, "the houlsby adapters are removed first");
-        assert_eq!(remove_adapters(&mut toy), 2);
-        assert_eq!(remove_adapters(&mut toy), 0);
-    }
-
-    #[test]
-    fn nothing_matched_and_bad_layers_are_errors() {
-        let device = Device::flex();
-        let mut toy = Toy::new(16, 2, &device);
-        let mut all_out = AdapterConfig::pfeiffer(4.0);
-        all_out.placement = AdapterPlacement::pfeiffer().with_leave_out(vec![0, 1]);
-        assert!(matches!(
-            attach_adapters(&mut toy, &all_out, &device),
-            Err(PeftError::NothingMatched(_))
-        ));
-        let mut bad = AdapterConfig::pfeiffer(4.0);
-        bad.placement.leave_out = vec![5];
-        assert!(matches!(
-            attach_adapters(&mut toy, &bad, &device),
-            Err(PeftError::InvalidConfig(_))
-        ));
-        let too_wide = AdapterConfig::pfeiffer(32.0);
-        assert!(matches!(
-            attach_adapters(&mut toy, &too_wide, &device),
-            Err(PeftError::InvalidConfig(_))
-        ));
-    }
-
-    fn values(module: &Toy) -> Vec<(String, TensorData)> {
-        struct V(Vec<String>, Vec<(String, TensorData)>);
-        impl ModuleVisitor for V {
-            fn enter_module(&mut self, name: &str, _: &str) {
-                self.0.push(name.into());
-            }
-            fn exit_module(&mut self, _: &str, _: &str) {
-                self.0.pop();
-            }
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                self.1.push((self.0.join("."), p.val().into_data()));
-            }
-        }
-        let mut v = V(vec![], vec![]);
-        module.visit(&mut v);
-        v.1
-    }
-
-    /// One AdamW step on a real loss: base bit-identical, every adapter and head tensor changed,
-    /// optimizer state only for trainable tensors.
-    #[test]
-    fn one_adamw_step_updates_only_adapters_and_head() {
-        let device = Device::flex().autodiff();
-        device.seed(11);
-        let mut toy = Toy::new(8, 2, &device);
-        attach_adapters(&mut toy, &AdapterConfig::houlsby(2.0), &device)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let trainable = Trainable::adapters().with_pattern(r"^head\.");
-        // Non-zero adapters: with a zero up-projection the down-projection gets no gradient
-        // in the first step, which would hide a wrongly frozen tensor.
-        let toy =
-            randomize_matching(toy, crate::ADAPTER_PATTERN, 0.3).unwrap_or_else(|e| panic!("{e}"));
-        let toy = freeze_except(toy, &trainable).unwrap_or_else(|e| panic!("{e}"));
-        let summary = param_summary(&toy, &trainable).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(summary.trainable_tensors, 4 * 4 + 2);
-        assert_eq!(summary.trainable, 4 * (8 * 4 + 4 + 4 * 8 + 8) + 8 * 2 + 2);
-        let before = values(&toy);
-
-        let mut optim = AdamWConfig::new().with_weight_decay(0.01).init();
-        let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &device);
-        let loss = toy.head.forward(toy.forward(x)).powf_scalar(2.0).mean();
-        let grads = GradientsParams::from_grads(loss.backward(), &toy);
-        assert_eq!(
-            grads.len(),
-            summary.trainable_tensors,
-            "gradients only for trainable tensors"
-        );
-        let toy = optim.step(1e-2, toy, grads);
-        let record = optim.to_record();
-        // AdamW keeps two moments per trainable tensor and nothing for frozen ones.
-        assert_eq!(record.len(), 2 * summary.trainable_tensors);
-
-        for ((path, b), (_, a)) in before.iter().zip(values(&toy)) {
-            let trains = trainable.matches(path).unwrap_or(false);
-            if trains {
-                assert_ne!(b, &a, "{path} should have changed");
-            } else {
-                assert_eq!(b, &a, "{path} is frozen and must be bit-identical");
-            }
-        }
-    }
-
-    #[test]
-    fn randomized_adapters_change_the_output() {
-        let device = Device::flex();
-        let mut toy = Toy::new(8, 1, &device);
-        let x = Tensor::<3>::random([1, 2, 8], Distribution::Normal(0.0, 1.0), &device);
-        let base = toy.forward(x.clone()).into_data();
-        attach_adapters(&mut toy, &AdapterConfig::houlsby(2.0), &device)
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(toy.forward(x.clone()).into_data(), base);
-        let toy =
-            randomize_matching(toy, crate::ADAPTER_PATTERN, 0.5).unwrap_or_else(|e| panic!("{e}"));
-        assert_ne!(toy.forward(x).into_data(), base);
-    }
-}
+#[path = "attach_tests.rs"]
+mod tests;
