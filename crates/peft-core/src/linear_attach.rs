@@ -48,37 +48,18 @@ pub(crate) fn add_lora<H: AdapterHost + ?Sized>(
 ) -> Result<AttachReport> {
     config.validate()?;
     check_layers("leave_out", &config.leave_out, host.num_layers())?;
-    let mut planned = Vec::new();
-    for (layer, target, s) in linear_sites(host) {
-        if config.targets(layer, target) {
-            planned.push((layer, target, config.init(s.d_in(), s.d_out(), device)?));
-        }
-    }
-    if planned.is_empty() {
-        return Err(PeftError::NothingMatched(format!(
-            "LoRA targets ({}) match no projection of this model",
+    attach_linear(
+        host,
+        "LoRA",
+        &config.targets,
+        |layer, target, s| {
             config
-                .targets
-                .iter()
-                .map(|t| t.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    let mut report = AttachReport::default();
-    for (layer, target, module) in planned {
-        let params = burn::module::Module::num_params(&module);
-        if let Some(slot) = host.linear_site_mut(layer, target) {
-            slot.insert_lora(name, config.clone(), module);
-            report.attached.push(AttachedSite {
-                layer,
-                site: SitePlace::Linear(target),
-                bottleneck: config.rank,
-                params,
-            });
-        }
-    }
-    Ok(report)
+                .targets(layer, target)
+                .then(|| config.init(s.d_in(), s.d_out(), device))
+        },
+        |slot, module| slot.insert_lora(name, config.clone(), module),
+        |_| config.rank,
+    )
 }
 
 pub(crate) fn add_ia3<H: AdapterHost + ?Sized>(
@@ -89,36 +70,53 @@ pub(crate) fn add_ia3<H: AdapterHost + ?Sized>(
 ) -> Result<AttachReport> {
     config.validate()?;
     check_layers("leave_out", &config.leave_out, host.num_layers())?;
+    attach_linear(
+        host,
+        "IA³",
+        &config.targets,
+        |layer, target, s| {
+            config
+                .targets(layer, target)
+                .then(|| config.init(target, s.d_in(), s.d_out(), device))
+        },
+        |slot, module| slot.insert_ia3(name, config.clone(), module),
+        |params| params,
+    )
+}
+
+/// What [`add_lora`] and [`add_ia3`] share: build a module for every projection `init` targets
+/// (the host untouched if one fails or none matched), then `insert` each and report it, with
+/// `width(params)` as the reported width.
+fn attach_linear<H: AdapterHost + ?Sized, M: burn::module::Module>(
+    host: &mut H,
+    method: &str,
+    targets: &[LinearTarget],
+    init: impl Fn(usize, LinearTarget, &LinearSite) -> Option<Result<M>>,
+    mut insert: impl FnMut(&mut LinearSite, M),
+    width: impl Fn(usize) -> usize,
+) -> Result<AttachReport> {
     let mut planned = Vec::new();
     for (layer, target, s) in linear_sites(host) {
-        if config.targets(layer, target) {
-            planned.push((
-                layer,
-                target,
-                config.init(target, s.d_in(), s.d_out(), device)?,
-            ));
+        if let Some(module) = init(layer, target, s) {
+            planned.push((layer, target, module?));
         }
     }
     if planned.is_empty() {
+        let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
         return Err(PeftError::NothingMatched(format!(
-            "IA³ targets ({}) match no projection of this model",
-            config
-                .targets
-                .iter()
-                .map(|t| t.name())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{method} targets ({}) match no projection of this model",
+            names.join(", ")
         )));
     }
     let mut report = AttachReport::default();
     for (layer, target, module) in planned {
         let params = burn::module::Module::num_params(&module);
         if let Some(slot) = host.linear_site_mut(layer, target) {
-            slot.insert_ia3(name, config.clone(), module);
+            insert(slot, module);
             report.attached.push(AttachedSite {
                 layer,
                 site: SitePlace::Linear(target),
-                bottleneck: params,
+                bottleneck: width(params),
                 params,
             });
         }

@@ -7,8 +7,8 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{
-    CONFIG_FILE, PEFT_PREFIX, PeftIa3File, PeftKeys, PeftLoad, WEIGHTS_FILE, peft_targets, resolve,
-    weights_err,
+    CONFIG_FILE, PEFT_PREFIX, PeftIa3File, PeftKeys, PeftLoad, WEIGHTS_FILE, f32_tensor,
+    peft_targets, resolve, weights_err,
 };
 use crate::attach::{AdapterHost, adapters, linear_sites};
 use crate::error::{PeftError, Result};
@@ -99,17 +99,7 @@ pub(super) fn load_peft_ia3<H: AdapterHost + ?Sized>(
                 ),
             ));
         }
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(weights_err(
-                &weights_path,
-                format!("{key} is {:?}; only F32 is read", view.dtype()),
-            ));
-        }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let data = f32_tensor(&weights_path, &key, &view)?;
         found.push(((layer, target), data));
     }
     if !unplaced.is_empty() {

@@ -274,16 +274,10 @@ pub fn load_peft_with_modules<H: AdapterHost + ?Sized>(
     let r = config.rank;
     for (key, view) in st.tensors() {
         if let Some(rest) = saved_module_key(&key, &file.modules_to_save) {
-            if view.dtype() != safetensors::Dtype::F32 {
-                return Err(weights_err(
-                    &weights_path,
-                    format!("{key} is {:?}; only F32 is read", view.dtype()),
-                ));
-            }
             saved_modules.push(SavedModuleTensor {
                 key: rest,
                 shape: view.shape().to_vec(),
-                data: f32_values(view.data()),
+                data: f32_tensor(&weights_path, &key, &view)?,
             });
             continue;
         }
@@ -316,13 +310,7 @@ pub fn load_peft_with_modules<H: AdapterHost + ?Sized>(
                 ),
             ));
         }
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(weights_err(
-                &weights_path,
-                format!("{key} is {:?}; only F32 is read", view.dtype()),
-            ));
-        }
-        let data = f32_values(view.data());
+        let data = f32_tensor(&weights_path, &key, &view)?;
         let slot = match found.iter_mut().find(|(k, _)| *k == (layer, target)) {
             Some((_, pair)) => pair,
             None => {
@@ -422,11 +410,23 @@ pub fn load_peft_with_modules<H: AdapterHost + ?Sized>(
     ))
 }
 
-fn f32_values(bytes: &[u8]) -> Vec<f32> {
-    bytes
+/// The values of tensor `key` of the weights file at `path`, which must be F32.
+pub(super) fn f32_tensor(
+    path: &Path,
+    key: &str,
+    view: &safetensors::tensor::TensorView<'_>,
+) -> Result<Vec<f32>> {
+    if view.dtype() != safetensors::Dtype::F32 {
+        return Err(weights_err(
+            path,
+            format!("{key} is {:?}; only F32 is read", view.dtype()),
+        ));
+    }
+    Ok(view
+        .data()
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+        .collect())
 }
 
 /// `classifier.weight` for `base_model.model.classifier.weight` when `classifier` is one of
