@@ -191,8 +191,10 @@ impl AdapterLayer {
     /// and pass (the block's shared draw counts its sites).
     fn dropped(&self, device: &Device) -> bool {
         // Every rule is consulted in every pass: its shared draw counts the sites.
-        let draws: Vec<bool> = self.drop.iter().map(|rule| rule.dropped(device)).collect();
-        let random = draws.contains(&true);
+        let mut random = false;
+        for rule in &self.drop {
+            random |= rule.dropped(device);
+        }
         self.skip || random
     }
 
