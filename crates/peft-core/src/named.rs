@@ -38,6 +38,11 @@ impl<M, T> Named<M, T> {
             .map(|(_, _, m)| m)
     }
 
+    /// Module `name` with what is kept about it.
+    pub fn entry(&self, name: &str) -> Option<(&T, &M)> {
+        Some((self.meta(name)?, self.get(name)?))
+    }
+
     /// The module named `name`, mutable.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut M> {
         self.entries

@@ -266,14 +266,7 @@ fn forward_invariants<M: Case>(method: &Method) {
     ok(set_active(&mut model, Some(Setup::single("a"))));
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let own = tmp.path().join("own");
-    let adapter_method = match &method.nonzero {
-        MethodConfig::Lora(c) => AdapterMethod::Lora(c.clone()),
-        MethodConfig::Ia3(c) => AdapterMethod::Ia3(c.clone()),
-        MethodConfig::Bottleneck(c) => AdapterMethod::Bottleneck(c.clone()),
-        MethodConfig::PrefixTuning(_) | MethodConfig::PromptTuning(_) => {
-            panic!("{what}: prefix tuning is tested in tests/prefix.rs")
-        }
-    };
+    let adapter_method = AdapterMethod::of(&method.nonzero);
     let file = AdapterFile::new(adapter_method, model.info(), &Trainable::adapter("a"));
     ok(save_adapter(&model, &own, &file));
     let mut other = M::load(&device);

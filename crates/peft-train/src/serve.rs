@@ -240,49 +240,34 @@ pub fn load_adapter_as(
             let file = load_classifier_adapter(&mut scratch, dir, device)?;
             let mut staged = model.clone();
             let mut moved = 0;
+            // Every kind of module the file attached as `default`: residual sites, LoRA / IA³ on
+            // the projections, prefixes and prompts.
             for (layer, site, slot) in sites(&scratch) {
-                let (Some(adapter), Some(config)) = (
-                    slot.adapter(DEFAULT_ADAPTER),
-                    slot.adapters().meta(DEFAULT_ADAPTER),
-                ) else {
-                    continue;
-                };
-                if let Some(target) = staged.adapter_layer_mut(layer, site) {
-                    target.insert(name, config.clone(), adapter.clone());
+                let dst = staged.adapter_layer_mut(layer, site);
+                if let (Some((c, m)), Some(dst)) = (slot.adapters().entry(DEFAULT_ADAPTER), dst) {
+                    dst.insert(name, c.clone(), m.clone());
                     moved += 1;
                 }
             }
-            // LoRA / IA³ modules on the projections, prefixes and prompts: the same move.
             for (layer, target, slot) in peft_core::linear_sites(&scratch) {
                 let Some(dst) = staged.linear_site_mut(layer, target) else {
                     continue;
                 };
-                if let (Some(m), Some(c)) = (
-                    slot.lora().get(DEFAULT_ADAPTER),
-                    slot.lora().meta(DEFAULT_ADAPTER),
-                ) {
+                if let Some((c, m)) = slot.lora().entry(DEFAULT_ADAPTER) {
                     dst.insert_lora(name, c.clone(), m.clone());
                     moved += 1;
                 }
-                if let (Some(m), Some(c)) = (
-                    slot.ia3().get(DEFAULT_ADAPTER),
-                    slot.ia3().meta(DEFAULT_ADAPTER),
-                ) {
+                if let Some((c, m)) = slot.ia3().entry(DEFAULT_ADAPTER) {
                     dst.insert_ia3(name, c.clone(), m.clone());
                     moved += 1;
                 }
             }
             if let (Some(src), Some(dst)) = (scratch.prefix_pool(), staged.prefix_pool_mut()) {
-                let pool = (src.adapters(), src.prompts());
-                if let (Some(m), Some(c)) =
-                    (pool.0.get(DEFAULT_ADAPTER), pool.0.meta(DEFAULT_ADAPTER))
-                {
+                if let Some((c, m)) = src.adapters().entry(DEFAULT_ADAPTER) {
                     dst.insert(name, c.clone(), m.clone());
                     moved += 1;
                 }
-                if let (Some(m), Some(c)) =
-                    (pool.1.get(DEFAULT_ADAPTER), pool.1.meta(DEFAULT_ADAPTER))
-                {
+                if let Some((c, m)) = src.prompts().entry(DEFAULT_ADAPTER) {
                     dst.insert_prompt(name, c.clone(), m.clone());
                     moved += 1;
                 }

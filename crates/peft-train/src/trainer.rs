@@ -607,20 +607,13 @@ pub fn train_classifier(
         }
         (method, _) => {
             let method = match method {
-                TrainingMethod::Adapter { config } => AdapterMethod::Bottleneck(config.clone()),
-                TrainingMethod::Lora { config } => AdapterMethod::Lora(config.clone()),
-                TrainingMethod::Ia3 { config } => AdapterMethod::Ia3(config.clone()),
                 TrainingMethod::Fusion { adapters, config } => AdapterMethod::Fusion {
                     adapters: adapters.clone(),
                     config: config.clone(),
                 },
-                TrainingMethod::PrefixTuning { config } => {
-                    AdapterMethod::PrefixTuning(config.clone())
-                }
-                TrainingMethod::PromptTuning { config } => {
-                    AdapterMethod::PromptTuning(config.clone())
-                }
-                _ => AdapterMethod::HeadOnly,
+                m => m
+                    .adapter_config()
+                    .map_or(AdapterMethod::HeadOnly, |c| AdapterMethod::of(&c)),
             };
             let file = AdapterFile::new(method, model.base_info(), &trainable)
                 .with_head(model.head_info());
