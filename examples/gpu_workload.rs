@@ -16,13 +16,22 @@
 //! Options: `--device NAME` (default: `BURN_DEVICE`, else the highest-priority compiled-in
 //! backend), `--models minilm,bert-base`, `--train-steps N` (timed, default 40),
 //! `--infer-batches N` (timed, default 14 = SST-2's 872 dev sentences), `--warmup N` (untimed
-//! steps first, default 3: kernel compilation and autotuning happen there).
+//! steps first, default 3: kernel compilation and autotuning happen there), `--parity` (instead
+//! of the workload: the cross-backend checks of `tests/backends.rs` on the device — the tiny
+//! fixture BERT with non-zero adapters vs PyTorch within 1e-4, three training steps vs the
+//! losses recorded on flex, and both vs flex itself when flex is compiled in; exit 1 on a
+//! failure. `scripts/gpu-check.sh` carries this one binary to a GPU machine, since a CUDA test
+//! binary beside it would not fit the 64 MiB carry limit).
 //!
 //! It prints one line per measurement and a table: examples/s and the largest memory the
 //! device's allocator reported holding (sampled after every step; `n/a` where the backend does
 //! not report it).
 
+#[path = "common/parity.rs"]
+mod parity;
+
 use std::error::Error;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -64,6 +73,10 @@ struct Args {
     /// Untimed steps first (kernel compilation and autotuning happen there)
     #[arg(long, value_name = "N", default_value_t = 3)]
     warmup: usize,
+    /// Run the cross-backend parity checks on the device instead of the workload (fixtures from
+    /// `$BURN_PEFT_FIXTURES`, else this checkout's fixtures/tiny-bert)
+    #[arg(long)]
+    parity: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -291,12 +304,56 @@ fn run_model(name: &str, device: &Device, args: &Args, rows: &mut Vec<Row>) -> R
     Ok(())
 }
 
-fn main() -> Res<()> {
+/// `--parity`: the device against PyTorch and the recorded flex losses, then against flex
+/// itself (when flex is compiled in and is not the device). `Ok(false)` when a check failed.
+fn run_parity(name: &str, device: &Device) -> Res<bool> {
+    println!("backend `{name}`: device {device:?}");
+    let reference = match burn_peft::device::device_by_name("flex") {
+        Ok(flex) if name != "flex" => {
+            let (_, out, losses) = parity::check_device("flex", &flex, None)?;
+            Some((out, losses))
+        }
+        _ => None,
+    };
+    let (report, _, _) = parity::check_device(
+        name,
+        device,
+        reference
+            .as_ref()
+            .map(|(out, losses)| ("flex", out, losses.as_slice())),
+    )?;
+    for line in &report.lines {
+        println!("{line}");
+    }
+    for failure in &report.failures {
+        eprintln!("parity FAILED: {failure}");
+    }
+    Ok(report.failures.is_empty())
+}
+
+fn main() -> Res<ExitCode> {
     // Reuse freed tensor buffers instead of page-faulting new ones (CPU backends, glibc).
     burn_peft::device::tune_host_allocator();
     let args = parse_args()?;
     let device = select_device(args.device.as_deref())?;
     println!("device: {device:?}");
+    if args.parity {
+        let name = args
+            .device
+            .clone()
+            .or_else(|| std::env::var("BURN_DEVICE").ok())
+            .or_else(|| {
+                burn_peft::device::compiled_backends()
+                    .first()
+                    .map(|n| n.to_string())
+            })
+            .unwrap_or_else(|| "flex".to_string());
+        return Ok(if run_parity(&name, &device)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let mut rows = Vec::new();
     for name in &args.models {
         run_model(name, &device, &args, &mut rows)?;
@@ -313,5 +370,5 @@ fn main() -> Res<()> {
             r.model, r.phase, r.batch, r.steps, r.mean_len, r.examples_per_s, r.peak
         );
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
