@@ -9,6 +9,8 @@
 #   --out DIR      where the raw JSON lines and pair.md go (default: bench/pair)
 #   --bin FILE     our bench executable (default: built by `cargo bench --no-run`)
 #   --only LIST    comma-separated subset of: w1_seq_bn_0.1, w1_seq_bn_0, w2_base, w2_seq_bn
+#                  (default), and w1_lora (PEFT LoRA r8/alpha16 on query+value, dropout 0.1),
+#                  w2_lora, w2_lora_merged
 #   --w1-steps N   W1 timed steps on both sides (default 60, the peer's) and --w1-warmup N (5)
 #
 # The peer script is $PEFT_ASSETS_DIR/bench/peer/bench_peer.py (PEER to override). Neither side
@@ -78,7 +80,11 @@ main() {
         log "w1 seq_bn dropout $d: peer"; run_peer "w1_seq_bn_$d" train --method seq_bn --dropout "$d" --warmup "$W1_WARMUP" --steps "$W1_STEPS"
       fi
     done
-    for v in base seq_bn; do
+    if want w1_lora; then
+      log "w1 lora: ours"; run_ours w1_lora w1 --method lora --dropout 0.1 --repeats 1 --warmup "$W1_WARMUP" --steps "$W1_STEPS"
+      log "w1 lora: peer"; run_peer w1_lora train --method lora --dropout 0.1 --warmup "$W1_WARMUP" --steps "$W1_STEPS"
+    fi
+    for v in base seq_bn lora lora_merged; do
       if want "w2_$v"; then
         log "w2 $v: ours"; run_ours "w2_$v" w2 --variant "$v" --passes 1
         log "w2 $v: peer"; run_peer "w2_$v" infer --variant "$v"

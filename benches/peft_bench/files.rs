@@ -11,6 +11,7 @@ pub(crate) fn cmd_params(args: &Args) -> Res<()> {
         Method::DoubleSeqBn,
         Method::Head,
         Method::Full,
+        Method::Lora,
     ] {
         let (_, info) = build_model(args, m, None, &device)?;
         println!(

@@ -5,11 +5,11 @@
 //!
 //! ```text
 //! cargo bench --bench peft_bench [--features wgpu] -- <command> [flags]
-//!   w1 --method seq_bn|double_seq_bn|head|full [--dropout 0.1] [--repeats 3]
+//!   w1 --method seq_bn|double_seq_bn|head|full|lora [--dropout 0.1] [--repeats 3]
 //!                        training throughput: batch 32, max length 64, dynamic padding,
 //!                        train.tsv rows 0..2079 in file order, 5 warm-up + 60 timed steps,
 //!                        AdamW (constant lr, no weight decay, eps 1e-8), cross-entropy
-//!   w2 --variant base|head|seq_bn|double_seq_bn [--passes 3] [--order input|by_length]
+//!   w2 --variant base|head|seq_bn|double_seq_bn|lora|lora_merged [--passes 3] [--order input|by_length]
 //!                        inference throughput over dev.tsv (872 rows, batch 64), eval mode,
 //!                        one untimed warm-up pass, then timed passes
 //!   w3 --method M [--tries 1]   peak RSS of a child process running `w1 --repeats 1`
@@ -47,7 +47,8 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use burn::train::{InferenceStep, TrainStep};
 use burn_peft::core::{
-    AdapterConfig, AdapterFile, AdapterMethod, Trainable, freeze_except, save_adapter,
+    AdapterConfig, AdapterFile, AdapterMethod, LinearTarget, LoraConfig, Trainable, freeze_except,
+    merge_adapter, save_adapter,
 };
 use burn_peft::models::bert::BertConfig;
 use burn_peft::models::bert::layer::BertLayer;
@@ -112,8 +113,8 @@ struct Cli {
 enum Cmd {
     /// Training throughput: batch 32, max length 64, 5 warm-up + 60 timed steps, AdamW
     W1 {
-        /// seq_bn, double_seq_bn, head or full [default: seq_bn]
-        #[arg(long, value_parser = ["seq_bn", "double_seq_bn", "head", "full"])]
+        /// seq_bn, double_seq_bn, head, full or lora [default: seq_bn]
+        #[arg(long, value_parser = ["seq_bn", "double_seq_bn", "head", "full", "lora"])]
         method: Option<String>,
         /// Adapter (and head) dropout [default: none]
         #[arg(long, value_parser = burn_peft::cli::probability)]
@@ -133,8 +134,8 @@ enum Cmd {
     },
     /// Inference throughput over dev.tsv (batch 64), eval mode
     W2 {
-        /// base, head, seq_bn or double_seq_bn [default: base]
-        #[arg(long, value_parser = ["base", "head", "seq_bn", "double_seq_bn"])]
+        /// base, head, seq_bn, double_seq_bn, lora or lora_merged [default: base]
+        #[arg(long, value_parser = ["base", "head", "seq_bn", "double_seq_bn", "lora", "lora_merged"])]
         variant: Option<String>,
         /// Timed passes [default: 3]
         #[arg(long, value_parser = burn_peft::cli::positive_usize)]

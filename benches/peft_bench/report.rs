@@ -181,7 +181,7 @@ pub(crate) fn cmd_report(args: &Args) -> Res<()> {
         "| method | dropout | ours ex/s | ours ms/step | {tcol} ex/s | ms/step | ours / PyTorch (throughput) | stored peer ex/s | timed padded tokens (ours / torch) | max cores used by other processes (ours / torch) |"
     )?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
-    for m in ["seq_bn", "double_seq_bn", "head", "full"] {
+    for m in ["seq_bn", "double_seq_bn", "head", "full", "lora"] {
         for d in [0.1, 0.0] {
             let o = find(&ours, "w1", "method", m, Some(d));
             let t = find(&torch, "w1", "method", m, Some(d));
@@ -248,7 +248,14 @@ pub(crate) fn cmd_report(args: &Args) -> Res<()> {
         "| variant | ours ex/s | {tcol} ex/s | ours / PyTorch (throughput) | stored peer ex/s | padded tokens (ours / torch) |"
     )?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|")?;
-    for v in ["base", "head", "seq_bn", "double_seq_bn"] {
+    for v in [
+        "base",
+        "head",
+        "seq_bn",
+        "double_seq_bn",
+        "lora",
+        "lora_merged",
+    ] {
         let o = find(&ours, "w2", "variant", v, None);
         let t = find(&torch, "w2", "variant", v, None);
         if o.is_none() && t.is_none() {

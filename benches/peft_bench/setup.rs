@@ -10,6 +10,11 @@ pub(crate) enum Method {
     Full,
     /// W2 only: HF `BertForSequenceClassification` (pre-trained pooler + linear).
     Base,
+    /// The peer's PEFT LoRA: rank 8, alpha 16, query and value, no LoRA dropout, HF's pooler
+    /// head (`BertForSequenceClassification` + `modules_to_save=["classifier"]`).
+    Lora,
+    /// W2 only: [`Method::Lora`] merged into the frozen weights (the peer's `merge_and_unload`).
+    LoraMerged,
 }
 
 impl Method {
@@ -20,6 +25,8 @@ impl Method {
             "head" => Self::Head,
             "full" => Self::Full,
             "base" => Self::Base,
+            "lora" => Self::Lora,
+            "lora_merged" => Self::LoraMerged,
             _ => return Err(format!("unknown method/variant `{s}`").into()),
         })
     }
@@ -31,6 +38,8 @@ impl Method {
             Self::Head => "head",
             Self::Full => "full",
             Self::Base => "base",
+            Self::Lora => "lora",
+            Self::LoraMerged => "lora_merged",
         }
     }
 
@@ -44,6 +53,10 @@ impl Method {
             },
             Self::Head => TrainingMethod::HeadOnly,
             Self::Full | Self::Base => TrainingMethod::Full,
+            Self::Lora | Self::LoraMerged => TrainingMethod::Lora {
+                config: LoraConfig::new(8, 16.0)
+                    .with_targets(vec![LinearTarget::Query, LinearTarget::Value]),
+            },
         }
     }
 
@@ -52,7 +65,7 @@ impl Method {
     pub(crate) fn pooling(self) -> HeadPooling {
         match self {
             Self::SeqBn | Self::DoubleSeqBn | Self::Head => HeadPooling::DenseTanh,
-            Self::Full | Self::Base => HeadPooling::Pooler,
+            Self::Full | Self::Base | Self::Lora | Self::LoraMerged => HeadPooling::Pooler,
         }
     }
 
@@ -104,12 +117,15 @@ pub(crate) fn build_model(
         .with_pooling(method.pooling())
         .with_dropout(dropout.unwrap_or(0.1));
     let model = BertClassifier::new(bert, &head, device)?;
-    let (model, _, summary) = prepare_model(
+    let (mut model, _, summary) = prepare_model(
         model,
         &method.training(),
         burn_peft::core::DEFAULT_ADAPTER,
         device,
     )?;
+    if method == Method::LoraMerged {
+        merge_adapter(&mut model, burn_peft::core::DEFAULT_ADAPTER)?;
+    }
     let info = json!({
         "weights": weights,
         "trainable_params": summary.trainable,

@@ -4,8 +4,8 @@ use super::*;
 
 pub(crate) fn cmd_w1(args: &Args) -> Res<()> {
     let method = Method::parse(args.str_or("method", "seq_bn"))?;
-    if method == Method::Base {
-        return Err("w1: method must be seq_bn, double_seq_bn, head or full".into());
+    if matches!(method, Method::Base | Method::LoraMerged) {
+        return Err("w1: method must be seq_bn, double_seq_bn, head, full or lora".into());
     }
     let dropout = dropout_flag(args)?;
     let repeats: usize = args.num("repeats", 3)?;
@@ -132,7 +132,9 @@ pub(crate) fn cmd_w1(args: &Args) -> Res<()> {
 pub(crate) fn cmd_w2(args: &Args) -> Res<()> {
     let variant = Method::parse(args.str_or("variant", "base"))?;
     if variant == Method::Full {
-        return Err("w2: variant must be base, head, seq_bn or double_seq_bn".into());
+        return Err(
+            "w2: variant must be base, head, seq_bn, double_seq_bn, lora or lora_merged".into(),
+        );
     }
     let passes: usize = args.num("passes", 3)?;
     let batch_size: usize = args.num("batch-size", 64)?;
