@@ -219,7 +219,8 @@ impl LinearSite {
     ///
     /// Consults the AdapterDrop rules once per call: call it once per forward pass.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let dropped = crate::adapter_drop::any_dropped(&self.drop, &x.device());
+        let dropped =
+            !self.drop.is_empty() && crate::adapter_drop::any_dropped(&self.drop, &x.device());
         let names = self.applied_names(dropped);
         let bias = self.bias.as_ref().map(Param::val);
         let lora: Vec<&LoraModule> = names.iter().filter_map(|n| self.lora.get(n)).collect();
