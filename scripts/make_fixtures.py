@@ -940,6 +940,10 @@ STEPS = {
     "peft-roundtrip": (lambda m: _hub("peft_lora").make_peft_roundtrip(m), None),
     # issue 13 (AdapterHub prefix tuning); the code lives in scripts/prefix_tuning.py
     "prefix-tuning": (lambda m: _hub("prefix_tuning").make_prefix_tuning(m), None),  # owns tiny-{bert,gpt2}/prefix
+    # issue 13 (GPT-2 prompt tuning as PEFT 0.21.2); the code lives in scripts/prompt_tuning_gpt2.py
+    "prompt-tuning-gpt2": (lambda m: _hub("prompt_tuning_gpt2").make_prompt_tuning_gpt2(m), "tiny-gpt2/prompt"),
+    # issue 13 (one backward pass of prefix / prompt tuning); the code lives in scripts/prefix_grads.py
+    "prefix-grads": (lambda m: _hub("prefix_grads").make_prefix_grads(m), None),  # owns tiny-{bert,gpt2}/grads
 }
 
 

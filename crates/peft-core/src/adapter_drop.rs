@@ -5,8 +5,10 @@
 //! Skipping is AdapterHub's `skip_layers` (`set_active_adapters(setup, skip_layers=…)`): the
 //! named blocks run as the base model, in training and inference. Random dropping in training
 //! is decided once per block and forward pass, for all of the block's sites together (the
-//! attention-output and the feed-forward adapters of a block are dropped or kept as one), from
-//! the backend's seeded RNG, so a seeded run repeats bit for bit.
+//! attention-output and the feed-forward bottleneck adapters and the LoRA / IA³ modules of every
+//! projection of a block are dropped or kept as one, as AdapterHub's AdapterDrop training does
+//! by skipping whole layers), from the backend's seeded RNG, so a seeded run repeats bit for
+//! bit. Merged LoRA / IA³ modules are part of the weights and are never dropped.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +17,7 @@ use burn::tensor::Device;
 use crate::attach::{AdapterHost, for_each_site};
 use crate::config::AdapterSite;
 use crate::error::{PeftError, Result};
+use crate::lora::LinearTarget;
 
 /// AdapterDrop settings for a whole model (apply them with [`set_adapter_drop`]).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22,9 +25,9 @@ pub struct AdapterDrop {
     /// Blocks whose adapters are skipped, in training and inference (AdapterHub's
     /// `skip_layers`), bottleneck adapters and LoRA / IA³ modules alike. Default: none.
     pub skip_layers: Vec<usize>,
-    /// In training (on an autodiff device) the bottleneck adapters of each block, all its
-    /// sites together, are skipped with this probability in every forward pass, independently
-    /// per block; in `[0, 1)`. Default: 0.
+    /// In training (on an autodiff device) the adapters of each block (bottleneck adapters and
+    /// unmerged LoRA / IA³ modules, all its sites together) are skipped with this probability
+    /// in every forward pass, independently per block; in `[0, 1)`. Default: 0.
     pub train_drop_prob: f64,
     /// The paper's "robust" AdapterDrop (and AdapterHub's AdapterDrop training notebook): in
     /// every training forward pass the adapters of the first `n` blocks are skipped, `n` drawn
@@ -79,11 +82,18 @@ pub fn set_adapter_drop<H: AdapterHost + ?Sized>(host: &mut H, drop: &AdapterDro
             "AdapterDrop train_skip_first is {max}, but the model has {n} layers"
         )));
     }
+    // Every site of a block consults the block's draw once per pass: its bottleneck sites and
+    // its projections (whether or not they hold a module now).
     let sites_of = |layer: usize| {
-        AdapterSite::ALL
+        let bottleneck = AdapterSite::ALL
             .iter()
             .filter(|&&site| host.adapter_layer(layer, site).is_some())
-            .count()
+            .count();
+        let linear = LinearTarget::ALL
+            .iter()
+            .filter(|&&target| host.linear_site(layer, target).is_some())
+            .count();
+        bottleneck + linear
     };
     // One shared draw per block (independent dropping), one for the whole model (robust).
     let per_block: Vec<Option<SharedDraw>> = (0..n)
@@ -97,7 +107,7 @@ pub fn set_adapter_drop<H: AdapterHost + ?Sized>(host: &mut H, drop: &AdapterDro
         .train_skip_first
         .filter(|&m| m > 0 && total > 0)
         .map(|max| (SharedDraw::new(total), max));
-    for_each_site(host, |layer, _, s| {
+    let rules_of = |layer: usize| {
         let mut rules = Vec::new();
         if let Some(draw) = per_block.get(layer).cloned().flatten() {
             rules.push(DropRule {
@@ -111,14 +121,26 @@ pub fn set_adapter_drop<H: AdapterHost + ?Sized>(host: &mut H, drop: &AdapterDro
                 kind: RuleKind::FirstBlocks { max: *max, layer },
             });
         }
-        s.set_drop(drop.skip_layers.contains(&layer), rules)
+        rules
+    };
+    for_each_site(host, |layer, _, s| {
+        s.set_drop(drop.skip_layers.contains(&layer), rules_of(layer))
     });
-    // Skipped blocks skip LoRA / IA³ modules too (random training drops cover the residual
-    // sites only).
+    // LoRA / IA³ modules share their block's draws and skips.
     crate::linear_attach::for_each_linear(host, |layer, _, s| {
-        s.set_skip(drop.skip_layers.contains(&layer))
+        s.set_drop(drop.skip_layers.contains(&layer), rules_of(layer))
     });
     Ok(())
+}
+
+/// Whether any of a site's `rules` drops it in this pass. Every rule is consulted (its shared
+/// draw counts the sites), so call this exactly once per site and forward pass.
+pub(crate) fn any_dropped(rules: &[DropRule], device: &Device) -> bool {
+    let mut dropped = false;
+    for rule in rules {
+        dropped |= rule.dropped(device);
+    }
+    dropped
 }
 
 /// One random number per forward pass, shared by a group of sites (a block's, or the whole

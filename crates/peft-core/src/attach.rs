@@ -139,8 +139,10 @@ pub trait AdapterHost {
     fn prefix_pool_mut(&mut self) -> Option<&mut PrefixPool> {
         None
     }
-    /// Whether the model puts a prompt-tuning prompt in front of its embeddings (default: no).
-    fn takes_prompts(&self) -> bool {
+    /// Whether the model puts a prompt-tuning prompt placed as `combine` in front of its
+    /// embeddings (default: no).
+    fn takes_prompt(&self, combine: crate::PromptCombine) -> bool {
+        let _ = combine;
         false
     }
     /// Attention heads per layer (the shape of prefix-tuning prefixes); 0 when unknown.

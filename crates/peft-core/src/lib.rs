@@ -22,7 +22,7 @@
 //! | [`dropout`] | [`dropout::dropout`](fn@dropout::dropout), burn's dropout with a fast host-side mask on CPU backends, used by every model |
 //! | [`freeze`] | [`Trainable`] selections, [`freeze_except`], [`param_summary`] |
 //! | [`file`](mod@file) | adapter directories: [`save_adapter`], [`read_adapter_file`], [`load_adapter_weights`] |
-//! | [`adapter_drop`] | [`AdapterDrop`] (Rücklé et al. 2021): skipped blocks, random per-block and robust first-n dropping in training; skipped blocks skip LoRA/IA³ too |
+//! | [`adapter_drop`] | [`AdapterDrop`] (Rücklé et al. 2021): skipped blocks, random per-block and robust first-n dropping in training; bottleneck adapters and LoRA/IA³ modules of a block are skipped or dropped together |
 //! | [`attach`] | the verbs over any [`AdapterHost`]: [`add_adapter`], [`delete_adapter`], [`set_active`], [`add_fusion`], [`adapters`], [`set_adapter_drop`], [`attach_adapters`] (the one-adapter shortcut) |
 //! | [`peft`](mod@peft) | Hugging Face PEFT 0.21 LoRA directories both directions: `adapter_config.json`, `adapter_model.safetensors`, PEFT's `target_modules` rule |
 //! | [`adapterhub`] | AdapterHub's file format (`adapters` 1.3.0) both directions: `adapter_config.json`, `head_config.json`, fusion files, key names |

@@ -22,6 +22,7 @@ use burn::module::{
 };
 use burn::tensor::{Device, Tensor};
 
+use crate::adapter_drop::DropRule;
 use crate::error::{PeftError, Result};
 use crate::ia3::{Ia3Config, Ia3Module};
 use crate::lora::{LoraConfig, LoraModule};
@@ -65,6 +66,8 @@ pub struct LinearSite {
     unmerged: Option<(Tensor<2>, Option<Tensor<1>>)>,
     /// AdapterDrop: the block is skipped, its unmerged modules do not apply.
     skip: bool,
+    /// AdapterDrop in training: the random rules this site shares with its block or model.
+    drop: Vec<DropRule>,
 }
 
 impl LinearSite {
@@ -84,6 +87,7 @@ impl LinearSite {
             merged: Vec::new(),
             unmerged: None,
             skip: false,
+            drop: Vec::new(),
         }
     }
 
@@ -175,10 +179,11 @@ impl LinearSite {
         &self.merged
     }
 
-    /// The names the active setup applies here, unmerged ones only.
-    fn applied_names(&self) -> Vec<&str> {
+    /// The names the active setup applies here, unmerged ones only (none when AdapterDrop
+    /// drops the site in this pass: `dropped`).
+    fn applied_names(&self, dropped: bool) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
-        if self.skip {
+        if self.skip || dropped {
             return names;
         }
         match &self.active {
@@ -199,17 +204,24 @@ impl LinearSite {
     }
 
     /// AdapterDrop (AdapterHub's `skip_layers`, which covers every method): the unmerged
-    /// modules of this site do not apply while `skip` is set (merged ones are part of the
-    /// weights). Set through [`crate::set_adapter_drop`].
-    pub fn set_skip(&mut self, skip: bool) {
+    /// modules of this site do not apply while `skip` is set, nor in a training pass in which
+    /// one of `rules` (random draws shared with the block's other sites, or the whole model's)
+    /// drops the block; merged ones are part of the weights. Set through
+    /// [`crate::set_adapter_drop`].
+    pub fn set_drop(&mut self, skip: bool, rules: Vec<DropRule>) {
         self.skip = skip;
+        self.drop = rules;
     }
 
     /// `[..., in]` -> `[..., out]`: `x W + b` with every active, unmerged IA³ vector (on the
     /// input for feed-forward targets, on the output otherwise), plus the update of every
     /// active, unmerged LoRA module.
+    ///
+    /// Consults the AdapterDrop rules once per call: call it once per forward pass.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let names = self.applied_names();
+        let dropped =
+            !self.drop.is_empty() && crate::adapter_drop::any_dropped(&self.drop, &x.device());
+        let names = self.applied_names(dropped);
         let bias = self.bias.as_ref().map(Param::val);
         let lora: Vec<&LoraModule> = names.iter().filter_map(|n| self.lora.get(n)).collect();
         let ia3: Vec<&Ia3Module> = names.iter().filter_map(|n| self.ia3.get(n)).collect();

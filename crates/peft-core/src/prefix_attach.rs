@@ -49,10 +49,11 @@ pub(crate) fn add_prompt<H: AdapterHost + ?Sized>(
     device: &burn::tensor::Device,
 ) -> Result<AttachReport> {
     config.validate()?;
-    if host.prefix_pool().is_none() || !host.takes_prompts() {
-        return Err(PeftError::NothingMatched(
-            "this model takes no prompt-tuning prompt".into(),
-        ));
+    if host.prefix_pool().is_none() || !host.takes_prompt(config.combine) {
+        return Err(PeftError::NothingMatched(format!(
+            "this model takes no prompt-tuning prompt with combine `{}`",
+            config.combine.name()
+        )));
     }
     let module = config.init(host.d_model(), device)?;
     let report = AttachReport {

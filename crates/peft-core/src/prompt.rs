@@ -8,6 +8,11 @@
 //! attention mask gets `prompt_length` attended positions in front. The output sequence is
 //! `prompt_length` longer, so with `Prefix` BERT's pooler reads the first prompt position, as
 //! AdapterHub's does. Only the first adapter of the active setup that is a prompt adapter acts.
+//!
+//! GPT-2 (which AdapterHub 1.3.0 gives no prompt tuning) follows PEFT 0.21.2's causal-LM prompt
+//! tuning instead: the prompt goes in front of the token embeddings BEFORE the position
+//! embeddings are added (it takes positions `0..prompt_length`), only with
+//! [`PromptCombine::Prefix`]; see `peft_models::gpt2::Gpt2Model::forward`.
 
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
@@ -25,6 +30,16 @@ pub enum PromptCombine {
     Prefix,
     /// After the first token (`prefix_after_bos`: BERT's `[CLS]` stays first).
     PrefixAfterBos,
+}
+
+impl PromptCombine {
+    /// The serde name (`prefix`, `prefix_after_bos`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Prefix => "prefix",
+            Self::PrefixAfterBos => "prefix_after_bos",
+        }
+    }
 }
 
 /// A prompt-tuning configuration (AdapterHub's `PromptTuningConfig`, `random_uniform` init).

@@ -190,11 +190,7 @@ impl AdapterLayer {
     /// Whether AdapterDrop skips the site in this forward pass. Called exactly once per site
     /// and pass (the block's shared draw counts its sites).
     fn dropped(&self, device: &Device) -> bool {
-        // Every rule is consulted in every pass: its shared draw counts the sites.
-        let mut random = false;
-        for rule in &self.drop {
-            random |= rule.dropped(device);
-        }
+        let random = crate::adapter_drop::any_dropped(&self.drop, device);
         self.skip || random
     }
 

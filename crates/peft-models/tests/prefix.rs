@@ -1,5 +1,6 @@
 //! Prefix tuning (AdapterHub `adapters` 1.3.0 `prefix_tuning`) on the tiny BERT and GPT-2, and
-//! prompt tuning (`prompt_tuning`, BERT only: AdapterHub has none for GPT-2):
+//! prompt tuning (`prompt_tuning` on BERT; on GPT-2, which AdapterHub lacks, PEFT 0.21.2's
+//! `PromptTuningConfig`):
 //! golden outputs with AdapterHub's weights (padding in the batch, a `leave_out` case), the
 //! ejected (flat) prefixes and outputs, GPT-2 generation with the KV cache, and the invariants
 //! (inactive == base, only the prefix parameters train, the base stays bit-identical, save ->
@@ -478,9 +479,103 @@ fn bert_prompt_training_touches_only_the_prompt_and_round_trips() {
         bert_out(&other).into_data(),
         want.into_data().convert::<f32>()
     );
-    // GPT-2 takes no prompt (AdapterHub 1.3.0 has no GPT-2 prompt tuning).
+    // GPT-2 puts its prompt in front only (PEFT's layout): `prefix_after_bos` is refused,
+    // leaving the model as it was.
     let mut g = gpt2(&plain);
-    assert!(add_adapter(&mut g, "t", &config, &plain).is_err());
+    let after = config.clone().with_combine(PromptCombine::PrefixAfterBos);
+    let refused = add_adapter(&mut g, "t", &after, &plain);
+    assert!(
+        matches!(&refused, Err(peft_core::PeftError::NothingMatched(m)) if m.contains("prefix_after_bos")),
+        "{refused:?}"
+    );
+    assert!(adapters(&g).is_empty());
+    ok(add_adapter(&mut g, "t", &config, &plain));
+}
+
+/// GPT-2 prompt tuning against PEFT 0.21.2 (`PromptTuningConfig`, `CAUSAL_LM`): the logits cover
+/// prompt + tokens, right and left padding, the prompt goes in once with the KV cache, and
+/// cached generation equals uncached and PEFT's `generate`.
+#[test]
+fn gpt2_prompt_tuning_matches_peft_and_generates_with_the_cache() {
+    let device = Device::flex();
+    let g = golden("tiny-gpt2/prompt/prompt.json");
+    let int = |g: &Golden, n: &str| ok(g.int::<2>(n, &device));
+    let mut model = gpt2(&device);
+    let base = gpt2_out(&model);
+    let p = 4;
+    let config = PromptTuningConfig::default().with_prompt_length(p);
+    ok(add_adapter(&mut model, "p", &config, &device));
+    model
+        .prefix
+        .prompt_mut("p")
+        .unwrap_or_else(|| panic!("no prompt p"))
+        .prompt_embedding = Param::from_tensor(ok(g.float::<2>("prompt_embedding", &device)));
+    ok(set_active(&mut model, Some(Setup::single("p"))));
+    assert_eq!(model.prompt_len(), p);
+    assert_eq!(model.input_limits().max_len, model.n_positions - p);
+
+    let right = gpt2_out(&model);
+    assert_eq!(right.dims(), [2, p + 6, 97]);
+    let d = max_diff(right.clone(), ok(g.float::<3>("logits", &device)));
+    assert!(d <= TOL, "right-padded logits max |diff| {d:e}");
+    let left = model.forward(
+        int(&g, "left_input_ids"),
+        Some(int(&g, "left_attention_mask")),
+    );
+    let d = max_diff(left, ok(g.float::<3>("left_logits", &device)));
+    assert!(d <= TOL, "left-padded logits max |diff| {d:e}");
+    assert!(
+        max_diff(right.narrow(1, p, 6), base.clone()) > 1e-3,
+        "no effect"
+    );
+
+    let ints = |n: &str| -> Vec<u32> {
+        int(&g, n)
+            .into_data()
+            .iter::<i64>()
+            .map(|v| v as u32)
+            .collect()
+    };
+    let prompt = ints("greedy_prompt");
+    let expected = ints("greedy_output");
+    for use_cache in [true, false] {
+        let config = peft_models::gpt2::GenerationConfig::new()
+            .with_max_new_tokens(expected.len() - prompt.len())
+            .with_use_cache(use_cache);
+        let out = ok(model.generate(std::slice::from_ref(&prompt), &config));
+        assert_eq!(out, vec![expected.clone()], "use_cache {use_cache}");
+    }
+
+    // Step by step with the cache (and a token mask): the first step puts the prompt in and
+    // returns its positions too, later steps feed one token; together they give the full
+    // forward's logits.
+    let ids: Vec<i64> = expected.iter().map(|&t| i64::from(t)).collect();
+    let n = ids.len();
+    let full = model.forward(
+        Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, n]), &device),
+        None,
+    );
+    let mut cache = KvCache::new();
+    let mut steps = Vec::new();
+    for (i, &t) in ids.iter().enumerate() {
+        let one = Tensor::<2, Int>::from_data(TensorData::new(vec![t], [1, 1]), &device);
+        let mask = Tensor::<2, Int>::ones([1, i + 1], &device);
+        let logits = ok(model.try_forward_with_cache(one, Some(mask), &mut cache));
+        assert_eq!(logits.dims()[1], if i == 0 { p + 1 } else { 1 }, "step {i}");
+        steps.push(logits);
+        assert_eq!(
+            (cache.len(), cache.prompt_len(), cache.tokens()),
+            (p + i + 1, p, i + 1)
+        );
+    }
+    let d = max_diff(Tensor::cat(steps, 1), full);
+    assert!(d <= TOL, "cached vs full logits {d:e}");
+    // A cache built under another prompt is refused, not silently misread.
+    ok(set_active(&mut model, None));
+    let one = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64], [1, 1]), &device);
+    assert!(model.try_forward_with_cache(one, None, &mut cache).is_err());
+    // Inactive == base, bit for bit.
+    assert_eq!(gpt2_out(&model).into_data(), base.into_data());
 }
 
 #[test]

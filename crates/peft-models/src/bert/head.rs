@@ -534,8 +534,8 @@ impl AdapterHost for BertClassifier {
         self.bert.num_attention_heads()
     }
 
-    fn takes_prompts(&self) -> bool {
-        self.bert.takes_prompts()
+    fn takes_prompt(&self, combine: peft_core::PromptCombine) -> bool {
+        self.bert.takes_prompt(combine)
     }
 }
 

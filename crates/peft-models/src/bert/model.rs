@@ -271,7 +271,7 @@ impl AdapterHost for BertModel {
         self.num_attention_heads
     }
 
-    fn takes_prompts(&self) -> bool {
+    fn takes_prompt(&self, _combine: peft_core::PromptCombine) -> bool {
         true
     }
 

@@ -6,6 +6,7 @@
 
 use burn::nn::{Dropout, Embedding};
 use burn::tensor::{Device, Int, Tensor};
+use peft_core::PromptTuningModule;
 
 /// Position ids `[batch, seq]`: `past..past + seq` for every row (transformers' default in a
 /// plain forward; it does not derive positions from the attention mask).
@@ -15,10 +16,13 @@ pub fn position_ids(batch: usize, past: usize, seq: usize, device: &Device) -> T
         .expand([batch, seq])
 }
 
-/// `drop(wte[input_ids] + wpe[positions])`: token ids `[batch, seq]` at positions
-/// `past..past + seq` -> `[batch, seq, n_embd]`.
+/// `drop(cat(prompt, wte[input_ids]) + wpe[positions])`: token ids `[batch, seq]`, after an
+/// optional prompt-tuning prompt of `p` positions, at positions `past..past + p + seq` ->
+/// `[batch, p + seq, n_embd]`.
 ///
-/// `past + seq` must not exceed the position table (checked by
+/// The prompt goes in front of the token embeddings and takes positions like any token, as PEFT's
+/// GPT-2 prompt tuning does (it feeds `inputs_embeds = cat(prompt, wte(ids))` and drops
+/// `position_ids`). `past + p + seq` must not exceed the position table (checked by
 /// [`super::Gpt2Model::try_forward`]).
 pub fn embed(
     wte: &Embedding,
@@ -26,10 +30,16 @@ pub fn embed(
     drop: &Dropout,
     input_ids: Tensor<2, Int>,
     past: usize,
+    prompt: Option<&PromptTuningModule>,
 ) -> Tensor<3> {
-    let [batch, seq] = input_ids.dims();
-    let positions = position_ids(batch, past, seq, &input_ids.device());
-    drop.forward(wte.forward(input_ids) + wpe.forward(positions))
+    let tokens = wte.forward(input_ids);
+    let x = match prompt {
+        Some(prompt) => prompt.combine(tokens),
+        None => tokens,
+    };
+    let [batch, seq, _] = x.dims();
+    let positions = position_ids(batch, past, seq, &x.device());
+    drop.forward(x + wpe.forward(positions))
 }
 
 /// The tied LM head: `hidden @ wte^T`, `[batch, seq, n_embd]` -> `[batch, seq, vocab]`.

@@ -97,9 +97,13 @@ impl SplitMix64 {
 
 /// Keys and values of every block for the positions seen so far (one [`LayerKv`] per block,
 /// each `[batch, n_head, len, head_dim]`), grown by [`Gpt2Model::forward_with_cache`].
+///
+/// With prompt tuning the first [`KvCache::prompt_len`] positions are the soft prompt, put in
+/// by the first step; [`KvCache::tokens`] counts the rest.
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
     layers: Vec<LayerKv>,
+    prompt: usize,
 }
 
 impl KvCache {
@@ -108,9 +112,19 @@ impl KvCache {
         Self::default()
     }
 
-    /// Number of cached positions.
+    /// Number of cached positions (a soft prompt included).
     pub fn len(&self) -> usize {
         self.layers.first().map_or(0, LayerKv::len)
+    }
+
+    /// Number of cached soft-prompt positions (0 without prompt tuning).
+    pub fn prompt_len(&self) -> usize {
+        self.prompt
+    }
+
+    /// Number of cached token positions: [`KvCache::len`] less the prompt.
+    pub fn tokens(&self) -> usize {
+        self.len().saturating_sub(self.prompt)
     }
 
     /// Whether nothing is cached.
@@ -126,6 +140,7 @@ impl KvCache {
     /// Forget everything.
     pub fn clear(&mut self) {
         self.layers.clear();
+        self.prompt = 0;
     }
 }
 
@@ -134,9 +149,15 @@ impl Gpt2Model {
     /// positions `cache.len()..cache.len() + seq`, attending to the cached positions too; the
     /// cache then holds all of them.
     ///
-    /// `attention_mask`, if given, is `[batch, cache.len() + seq]` and covers the cached
-    /// positions as well. Requires `cache.len() + seq <= n_positions` and a cache built by this
-    /// model with the same batch size (see [`Gpt2Model::try_forward_with_cache`]).
+    /// With an active prompt-tuning adapter of `p` tokens, the first step (empty cache) puts
+    /// the prompt in front and returns `[batch, p + seq, vocab_size]`; the cache then holds the
+    /// prompt, and later steps reuse it (PEFT's `generate`: the prompt goes in once, positions
+    /// count it).
+    ///
+    /// `attention_mask`, if given, is `[batch, cache.tokens() + seq]`: it covers the cached
+    /// tokens as well, not the prompt (always attended). Requires `cache.len() + seq <=
+    /// n_positions` and a cache built by this model with the same batch size and prompt (see
+    /// [`Gpt2Model::try_forward_with_cache`]).
     pub fn forward_with_cache(
         &self,
         input_ids: Tensor<2, Int>,
@@ -144,8 +165,10 @@ impl Gpt2Model {
         cache: &mut KvCache,
     ) -> Tensor<3> {
         let past = std::mem::take(&mut cache.layers);
-        let (hidden, present) = self.forward_blocks(input_ids, attention_mask, past);
+        let (hidden, present, prompt) =
+            self.forward_blocks(input_ids, attention_mask, past, cache.prompt);
         cache.layers = present;
+        cache.prompt = prompt;
         self.logits(hidden)
     }
 
@@ -171,8 +194,15 @@ impl Gpt2Model {
                     input_ids.dims()[0]
                 )));
             }
+            if cache.prompt != self.prompt_len() {
+                return Err(ModelError::InvalidInput(format!(
+                    "the KV cache holds a prompt of {} positions, the active prompt has {}",
+                    cache.prompt,
+                    self.prompt_len()
+                )));
+            }
         }
-        self.check_input(&input_ids, attention_mask.as_ref(), cache.len())?;
+        self.check_input(&input_ids, attention_mask.as_ref(), cache.tokens())?;
         Ok(self.forward_with_cache(input_ids, attention_mask, cache))
     }
 
@@ -180,8 +210,12 @@ impl Gpt2Model {
     ///
     /// Returns, per prompt, the prompt followed by the generated tokens. Generation stops after
     /// `max_new_tokens`, after `eos_token_id` (included), or when the sequence fills the
-    /// position table (`n_positions`). Errors on an empty list, an empty prompt, a prompt longer
-    /// than `n_positions`, a token id outside the vocabulary or invalid sampling parameters.
+    /// position table (`n_positions`, an active prompt-tuning prompt included). Errors on an
+    /// empty list, an empty prompt, a prompt longer than that, a token id outside the
+    /// vocabulary or invalid sampling parameters.
+    ///
+    /// With prompt tuning the soft prompt goes in once, at the first step (it is not part of
+    /// the returned tokens); later steps reuse the cache, as PEFT's `generate` does.
     pub fn generate(
         &self,
         prompts: &[Vec<u32>],
@@ -195,11 +229,14 @@ impl Gpt2Model {
             if prompt.is_empty() {
                 return Err(ModelError::InvalidInput(format!("prompt {i} is empty")));
             }
-            if prompt.len() > self.n_positions {
+            let max_len = self.input_limits().max_len;
+            if prompt.len() > max_len {
                 return Err(ModelError::InvalidInput(format!(
-                    "prompt {i} has {} tokens, more than n_positions {}",
+                    "prompt {i} has {} tokens, more than the {max_len} the model takes \
+                     (n_positions {}, soft prompt {})",
                     prompt.len(),
-                    self.n_positions
+                    self.n_positions,
+                    self.prompt_len()
                 )));
             }
             if let Some(bad) = prompt.iter().find(|&&t| t as usize >= self.vocab_size) {
@@ -230,8 +267,9 @@ impl Gpt2Model {
         let mut tokens = prompt.to_vec();
         let mut cache = KvCache::new();
         let mut fresh = prompt.to_vec();
+        let max_len = self.input_limits().max_len;
         for _ in 0..config.max_new_tokens {
-            if tokens.len() >= self.n_positions {
+            if tokens.len() >= max_len {
                 break;
             }
             let logits = if config.use_cache {

@@ -24,5 +24,5 @@ pub use block::{Gpt2Block, Gpt2Mlp};
 pub use config::{Gpt2Config, HfGpt2Config};
 pub use conv1d::Conv1D;
 pub use generate::{GenerationConfig, KvCache, SplitMix64};
-pub use model::{Gpt2Model, causal_lm_loss};
+pub use model::{Gpt2Model, NextTokenTargets, causal_lm_loss, next_token_targets};
 pub use weights::GPT2_KEY_REMAP;

@@ -86,8 +86,9 @@ impl Gpt2Model {
         self.wte.weight.lazy_device()
     }
 
-    /// Check that `input_ids` `[batch, seq]` (after `past` cached positions) and the optional
-    /// `attention_mask` `[batch, past + seq]` fit the model: non-empty, `past + seq <= n_positions`,
+    /// Check that `input_ids` `[batch, seq]` (after `past` cached tokens, a cached prompt not
+    /// counted) and the optional `attention_mask` `[batch, past + seq]` fit the model: non-empty,
+    /// `past + seq` within [`Gpt2Model::input_limits`] (`n_positions` less the active prompt),
     /// token ids in `0..vocab_size` (this reads the ids back from the device).
     pub fn check_input(
         &self,
@@ -117,14 +118,20 @@ impl Gpt2Model {
         )
     }
 
-    /// The ids and lengths this model accepts: `n_positions` tokens (cache included), ids in
-    /// `0..vocab_size`, one segment type.
+    /// The ids and lengths this model accepts: `n_positions` less the active prompt's length
+    /// tokens (cache included), ids in `0..vocab_size`, one segment type.
     pub fn input_limits(&self) -> InputLimits {
         InputLimits {
             vocab_size: self.vocab_size,
-            max_len: self.n_positions,
+            max_len: self.n_positions.saturating_sub(self.prompt_len()),
             type_vocab_size: 1,
         }
+    }
+
+    /// Number of soft-prompt positions the active prompt-tuning adapter puts in front of the
+    /// tokens (0 without one).
+    pub fn prompt_len(&self) -> usize {
+        self.prefix.active_prompt().map_or(0, |p| p.len())
     }
 
     /// [`Gpt2Model::forward`] after [`Gpt2Model::check_input`]: errors instead of panicking on
@@ -141,6 +148,11 @@ impl Gpt2Model {
     /// Next-token logits `[batch, seq, vocab_size]` for token ids `[batch, seq]` and an optional
     /// padding mask `[batch, seq]` (1 = token, 0 = padding; all ones when absent). Positions are
     /// `0..seq` for every row. Requires `seq <= n_positions` (see [`Gpt2Model::try_forward`]).
+    ///
+    /// With an active prompt-tuning adapter of `p` tokens the prompt goes in front of the token
+    /// embeddings, always attended, and the logits are `[batch, p + seq, vocab_size]` (PEFT's
+    /// layout: positions `0..p + seq`, the prompt first); [`causal_lm_loss`] takes them as
+    /// they are.
     pub fn forward(
         &self,
         input_ids: Tensor<2, Int>,
@@ -156,7 +168,8 @@ impl Gpt2Model {
         input_ids: Tensor<2, Int>,
         attention_mask: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
-        self.forward_blocks(input_ids, attention_mask, Vec::new()).0
+        self.forward_blocks(input_ids, attention_mask, Vec::new(), 0)
+            .0
     }
 
     /// The tied LM head: `[batch, seq, n_embd]` -> `[batch, seq, vocab_size]`.
@@ -165,20 +178,43 @@ impl Gpt2Model {
     }
 
     /// Embeddings, blocks and `ln_f` for `input_ids` `[batch, seq]` after the cached positions in
-    /// `past` (one entry per block, or empty for none). `attention_mask` is `[batch, past + seq]`.
-    /// Returns the final hidden states `[batch, seq, n_embd]` and every block's keys/values.
+    /// `past` (one entry per block, or empty for none), the first `past_prompt` of which are a
+    /// soft prompt. `attention_mask` covers the tokens only: `[batch, past tokens + seq]`.
+    ///
+    /// With an empty `past` the active prompt (if any, `p` positions) goes in front: the result
+    /// is the final hidden states `[batch, p + seq, n_embd]` (`[batch, seq, n_embd]` otherwise),
+    /// every block's keys/values (the prompt included) and the number of prompt positions they
+    /// hold. A later step (non-empty `past`) reuses the cached prompt: it goes in once.
     pub(crate) fn forward_blocks(
         &self,
         input_ids: Tensor<2, Int>,
         attention_mask: Option<Tensor<2, Int>>,
         past: Vec<LayerKv>,
-    ) -> (Tensor<3>, Vec<LayerKv>) {
+        past_prompt: usize,
+    ) -> (Tensor<3>, Vec<LayerKv>, usize) {
         let past_len = past.first().map_or(0, LayerKv::len);
-        let [_, seq] = input_ids.dims();
+        let [batch, _] = input_ids.dims();
         let device = input_ids.device();
+        let prompt = if past_len == 0 {
+            self.prefix.active_prompt()
+        } else {
+            None
+        };
+        let prompt_len = past_prompt + prompt.map_or(0, |p| p.len());
+        let x = embed(
+            &self.wte, &self.wpe, &self.drop, input_ids, past_len, prompt,
+        );
+        let seq = x.dims()[1];
+        // The prompt positions are always attended (PEFT prepends ones to the mask).
+        let attention_mask = match attention_mask {
+            Some(mask) if prompt_len > 0 => Some(Tensor::cat(
+                vec![Tensor::ones([batch, prompt_len], &device), mask],
+                1,
+            )),
+            other => other,
+        };
         // One bias for all blocks: causal + padding.
         let bias = attention_bias(attention_mask, past_len, seq, &device);
-        let x = embed(&self.wte, &self.wpe, &self.drop, input_ids, past_len);
         // A `Parallel` adapter setup runs every adapter on its own copy of the batch (the cache
         // of such a run already holds the copies).
         let channels = peft_core::parallel_channels(self);
@@ -197,7 +233,11 @@ impl Gpt2Model {
             x = out;
             present.push(kv);
         }
-        (peft_core::kernels::layer_norm(&self.ln_f, x), present)
+        (
+            peft_core::kernels::layer_norm(&self.ln_f, x),
+            present,
+            prompt_len,
+        )
     }
 
     /// Description of this base model for adapter files.
@@ -230,6 +270,12 @@ impl AdapterHost for Gpt2Model {
 
     fn num_attention_heads(&self) -> usize {
         self.n_head
+    }
+
+    /// In front of the token embeddings only (PEFT's GPT-2 prompt tuning; there is no BOS
+    /// token to keep first).
+    fn takes_prompt(&self, combine: peft_core::PromptCombine) -> bool {
+        combine == peft_core::PromptCombine::Prefix
     }
 
     fn attention_dropout(&self) -> f64 {
@@ -275,28 +321,80 @@ impl AdapterHost for Gpt2Model {
     }
 }
 
+/// Which logits predict which tokens in a causal-LM batch (see [`next_token_targets`]).
+#[derive(Clone, Debug)]
+pub struct NextTokenTargets {
+    /// The logits that predict a token, `[batch, n, vocab]`.
+    pub logits: Tensor<3>,
+    /// The token each predicts, `[batch, n]`.
+    pub targets: Tensor<2, Int>,
+    /// 1 where the target is a real token, 0 where it is padding, `[batch, n]`.
+    pub weights: Tensor<2, Int>,
+}
+
+/// Line up next-token logits with their targets.
+///
+/// - `logits`: `[batch, len, vocab]`, position `t` predicting position `t + 1` of the sequence
+///   the model saw;
+/// - `input_ids`, `attention_mask`: `[batch, seq]` (1 = token, 0 = padding).
+///
+/// When `len == seq`, logits `0..seq - 1` predict tokens `1..seq` (`n = seq - 1`). When
+/// `len > seq` the first `len - seq` positions are a prompt-tuning prompt that is never a target
+/// (PEFT prepends label `-100` for it): logits `len - seq - 1..len - 1` predict all `seq`
+/// tokens, the first one from the last prompt position (`n = seq`). `None` when nothing is
+/// predicted (`n == 0`, an empty batch or vocabulary, or `len < seq`).
+pub fn next_token_targets(
+    logits: Tensor<3>,
+    input_ids: Tensor<2, Int>,
+    attention_mask: Tensor<2, Int>,
+) -> Option<NextTokenTargets> {
+    let [b, len, v] = logits.dims();
+    let [_, seq] = input_ids.dims();
+    if b == 0 || v == 0 || len < seq || seq == 0 {
+        return None;
+    }
+    let prompt = len - seq;
+    if prompt == 0 {
+        if seq < 2 {
+            return None;
+        }
+        return Some(NextTokenTargets {
+            logits: logits.narrow(1, 0, seq - 1),
+            targets: input_ids.narrow(1, 1, seq - 1),
+            weights: attention_mask.narrow(1, 1, seq - 1),
+        });
+    }
+    Some(NextTokenTargets {
+        logits: logits.narrow(1, prompt - 1, seq),
+        targets: input_ids,
+        weights: attention_mask,
+    })
+}
+
 /// Causal language-modelling loss: mean next-token cross-entropy over the real targets.
 ///
-/// - `logits`: `[batch, seq, vocab]` (position `t` predicts token `t + 1`);
+/// - `logits`: `[batch, len, vocab]` (position `t` predicts token `t + 1`), `len = seq`, or
+///   `p + seq` with a `p`-token prompt in front (see [`next_token_targets`]);
 /// - `input_ids`: `[batch, seq]`, the targets after shifting by one;
 /// - `attention_mask`: `[batch, seq]`, 1 = token, 0 = padding; a target that is padding is
 ///   ignored (transformers' `labels = -100`).
 ///
-/// Returns `[1]`. With fewer than two positions or no real target there is nothing to predict
-/// and the loss is 0 (still connected to `logits`, with zero gradient).
+/// Returns `[1]`. With nothing to predict or no real target the loss is 0 (still connected to
+/// `logits`, with zero gradient).
 pub fn causal_lm_loss(
     logits: Tensor<3>,
     input_ids: Tensor<2, Int>,
     attention_mask: Tensor<2, Int>,
 ) -> Tensor<1> {
-    let [b, s, v] = logits.dims();
-    if s < 2 || b == 0 || v == 0 {
+    let Some(t) = next_token_targets(logits.clone(), input_ids, attention_mask) else {
         return logits.sum().mul_scalar(0.0);
-    }
-    let log_probs = log_softmax(logits.narrow(1, 0, s - 1), 2);
-    let targets = input_ids.narrow(1, 1, s - 1).reshape([b, s - 1, 1]);
-    let weights = attention_mask.narrow(1, 1, s - 1).float();
-    let picked = log_probs.gather(2, targets).reshape([b, s - 1]);
+    };
+    let [b, n] = t.targets.dims();
+    let log_probs = log_softmax(t.logits, 2);
+    let weights = t.weights.float();
+    let picked = log_probs
+        .gather(2, t.targets.reshape([b, n, 1]))
+        .reshape([b, n]);
     let count = weights.clone().sum().clamp_min(1.0);
     (picked * weights).sum().neg() / count
 }

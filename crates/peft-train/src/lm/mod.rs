@@ -33,7 +33,7 @@ use peft_core::{
     AdapterConfig, AdapterFile, AdapterMethod, DEFAULT_ADAPTER, MethodConfig, Setup, Trainable,
     add_adapter, attach_adapters, freeze_except, param_summary, remove_adapters, set_active,
 };
-use peft_models::gpt2::{Gpt2Model, causal_lm_loss};
+use peft_models::gpt2::{Gpt2Model, causal_lm_loss, next_token_targets};
 use serde::Serialize;
 
 use crate::error::{Result, TrainError};
@@ -156,14 +156,15 @@ pub struct LmTrainingReport {
     pub adapter_bytes: u64,
 }
 
-/// Error unless every block fits `model`: 2 to `n_positions` tokens, a mask of the same
-/// length, ids inside the vocabulary.
-fn check_blocks(model: &Gpt2Model, blocks: &[LmBlock]) -> Result<()> {
+/// Error unless every block fits `model` with a soft prompt of `prompt` positions in front:
+/// 2 to `n_positions - prompt` tokens, a mask of the same length, ids inside the vocabulary.
+fn check_blocks(model: &Gpt2Model, blocks: &[LmBlock], prompt: usize) -> Result<()> {
+    let max = model.n_positions.saturating_sub(prompt);
     for (i, b) in blocks.iter().enumerate() {
         let bad = |m: String| Err(TrainError::InvalidConfig(format!("block {i}: {m}")));
-        if b.len() < 2 || b.len() > model.n_positions {
+        if b.len() < 2 || b.len() > max {
             return bad(format!(
-                "{} tokens; blocks need 2 to n_positions = {} tokens",
+                "{} tokens; blocks need 2 to n_positions - prompt = {} - {prompt} tokens",
                 b.len(),
                 model.n_positions
             ));
@@ -205,7 +206,7 @@ pub fn evaluate_lm(
             "nothing to evaluate (no block or batch size 0)".into(),
         ));
     }
-    check_blocks(model, blocks)?;
+    check_blocks(model, blocks, model.prompt_len())?;
     let model = model.valid();
     let loader = EpochLoader::new(
         blocks.to_vec(),
@@ -218,15 +219,13 @@ pub fn evaluate_lm(
     let (mut nll, mut tokens) = (0.0f64, 0.0f64);
     for batch in loader.iter() {
         let batch = batch.map_err(|e| TrainError::Learner(e.to_string()))?;
-        let [_, s] = batch.input_ids.dims();
-        let count = batch
-            .attention_mask
-            .clone()
-            .narrow(1, 1, s - 1)
-            .float()
-            .sum()
-            .into_scalar::<f64>();
         let out = model.forward(batch.input_ids.clone(), Some(batch.attention_mask.clone()));
+        let count = next_token_targets(
+            out.clone(),
+            batch.input_ids.clone(),
+            batch.attention_mask.clone(),
+        )
+        .map_or(0.0, |t| t.weights.float().sum().into_scalar::<f64>());
         let loss = causal_lm_loss(out, batch.input_ids, batch.attention_mask);
         nll += loss.into_scalar::<f64>() * count;
         tokens += count;
@@ -274,8 +273,13 @@ pub fn train_causal_lm(
     config.validate()?;
     let out = out.as_ref();
     check_not_empty(&data.train, &data.valid)?;
-    check_blocks(&model, &data.train)?;
-    check_blocks(&model, &data.valid)?;
+    // A prompt-tuning prompt takes positions in front of every block.
+    let prompt = match &config.method {
+        Some(MethodConfig::PromptTuning(c)) => c.prompt_length,
+        _ => 0,
+    };
+    check_blocks(&model, &data.train, prompt)?;
+    check_blocks(&model, &data.valid, prompt)?;
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let started = Instant::now();
     let device = training_device(&model)?;

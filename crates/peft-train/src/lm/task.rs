@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{ExecutionError, Int, Tensor, TensorData};
 use burn::train::metric::{Adaptor, ItemLazy, LossInput, PerplexityInput, PerplexityMetric};
-use peft_models::gpt2::{Gpt2Model, causal_lm_loss};
+use peft_models::gpt2::{Gpt2Model, causal_lm_loss, next_token_targets};
 
 use super::data::LmBatch;
 use crate::task::{StepGuard, guarded_task};
@@ -24,7 +24,8 @@ use crate::task::{StepGuard, guarded_task};
 pub struct LmOutput {
     /// Mean next-token cross-entropy over the real targets, `[1]`.
     pub loss: Tensor<1>,
-    /// Next-token logits `[batch, seq, vocab]`.
+    /// Next-token logits `[batch, seq, vocab]` (`[batch, p + seq, vocab]` behind a `p`-token
+    /// prompt-tuning prompt).
     pub logits: Tensor<3>,
     /// Token ids `[batch, seq]` (the targets, shifted by one).
     pub input_ids: Tensor<2, Int>,
@@ -63,9 +64,12 @@ impl Adaptor<LossInput> for LmOutput {
 
 impl Adaptor<PerplexityInput> for LmOutput {
     fn adapt(&self) -> PerplexityInput {
-        let [b, s, _] = self.logits.dims();
         let device = self.logits.device();
-        if s < 2 || b == 0 {
+        let Some(t) = next_token_targets(
+            self.logits.clone(),
+            self.input_ids.clone(),
+            self.attention_mask.clone(),
+        ) else {
             // Nothing to predict: one masked row.
             return PerplexityInput::new(
                 Tensor::zeros([1, 2], &device),
@@ -74,25 +78,17 @@ impl Adaptor<PerplexityInput> for LmOutput {
                     &device,
                 ),
             );
-        }
-        let n = b * (s - 1);
-        let log_probs = log_softmax(self.logits.clone().narrow(1, 0, s - 1), 2);
-        let targets = self
-            .input_ids
-            .clone()
-            .narrow(1, 1, s - 1)
-            .reshape([b, s - 1, 1]);
-        let log_p: Tensor<1> = log_probs.gather(2, targets).reshape([n]);
+        };
+        let [b, s] = t.targets.dims();
+        let n = b * s;
+        let log_probs = log_softmax(t.logits, 2);
+        let log_p: Tensor<1> = log_probs
+            .gather(2, t.targets.reshape([b, s, 1]))
+            .reshape([n]);
         // log(1 - p); -inf when p rounds to 1, clamped so log_softmax stays finite.
         let log_not_p = log_p.clone().exp().neg().log1p().clamp_min(-1.0e4);
         let outputs: Tensor<2> = Tensor::stack(vec![log_p, log_not_p], 1);
-        let masked = self
-            .attention_mask
-            .clone()
-            .narrow(1, 1, s - 1)
-            .reshape([n])
-            .equal_elem(0)
-            .int();
+        let masked = t.weights.reshape([n]).equal_elem(0).int();
         PerplexityInput::new(outputs, masked)
     }
 }
