@@ -940,6 +940,10 @@ STEPS = {
     "peft-roundtrip": (lambda m: _hub("peft_lora").make_peft_roundtrip(m), None),
     # issue 13 (AdapterHub prefix tuning); the code lives in scripts/prefix_tuning.py
     "prefix-tuning": (lambda m: _hub("prefix_tuning").make_prefix_tuning(m), None),  # owns tiny-{bert,gpt2}/prefix
+    # issue 13 (AdapterHub LoRA / IA³ / prefix-tuning directories); the code is scripts/hub_methods.py
+    "hub-methods": (lambda m: _hub("hub_methods").make_hub_methods(m), None),  # owns tiny-{bert,gpt2}/hub-methods
+    # checks the directories the Rust test hub_methods_roundtrip wrote (run that first)
+    "hub-methods-roundtrip": (lambda m: _hub("hub_roundtrip").make_hub_methods_roundtrip(m), None),
 }
 
 
