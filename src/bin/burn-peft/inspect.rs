@@ -93,7 +93,7 @@ fn describe_ours(dir: &Path, file: &AdapterFile) -> CmdResult<Value> {
 fn describe_hub(dir: &Path) -> CmdResult<Value> {
     let file = HubFile::read(dir.join(adapterhub::CONFIG_FILE))?;
     let head = dir_head(dir)?;
-    let (model_type, model_name, model_class, hidden_size, version) = file.model();
+    let model = file.model();
     // Adapter and head weights (safetensors only: a `.bin` is not parsed here).
     let mut params = None;
     for f in [
@@ -110,17 +110,17 @@ fn describe_hub(dir: &Path) -> CmdResult<Value> {
         "method": file.method(),
         "config": file.config_value()?,
         "base_model": {
-            "model_type": model_type,
-            "model_name": model_name,
-            "model_class": model_class,
-            "hidden_size": hidden_size,
+            "model_type": model.model_type,
+            "model_name": model.model_name,
+            "model_class": model.model_class,
+            "hidden_size": model.hidden_size,
         },
         "head": dir.join(adapterhub::HEAD_CONFIG_FILE).is_file().then(|| json!({
             "num_labels": head.num_labels,
             "label_names": head.labels,
         })),
         "parameters": params,
-        "version": version,
+        "version": model.version,
         "unknown_keys": file.unknown_keys(),
     }))
 }

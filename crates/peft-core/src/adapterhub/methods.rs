@@ -1,6 +1,6 @@
 //! `adapter_config.json` of AdapterHub's LoRA, IA³ and prefix-tuning adapters (`adapters`
 //! 1.3.0, `configuration/adapter_config.py` `LoRAConfig`, `IA3Config`, `PrefixTuningConfig`)
-//! <-> our [`LoraConfig`], [`Ia3Config`], [`PrefixTuningConfig`].
+//! <-> our [`LoraConfig`], [`crate::Ia3Config`], [`PrefixTuningConfig`].
 //!
 //! `config.architecture` tells the method: `"lora"` (IA³ is `"lora"` with `composition_mode:
 //! "scale"`), `"prefix_tuning"`; absent or `"bottleneck"` is a bottleneck adapter
@@ -678,34 +678,33 @@ impl HubFile {
         }
     }
 
-    /// `(model_type, model_name, model_class, hidden_size, version)` as the file says.
-    pub fn model(
-        &self,
-    ) -> (
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-        Option<usize>,
-        Option<&str>,
-    ) {
+    /// What the file says about the model it was saved from.
+    pub fn model(&self) -> HubFileModel<'_> {
         fn m(f: &Option<String>) -> Option<&str> {
             f.as_deref()
         }
-        match self {
+        let (t, n, c, h, v) = match self {
             Self::Bottleneck(f) => (
-                m(&f.model_type),
-                m(&f.model_name),
-                m(&f.model_class),
+                &f.model_type,
+                &f.model_name,
+                &f.model_class,
                 f.hidden_size,
-                m(&f.version),
+                &f.version,
             ),
             Self::Method(f) => (
-                m(&f.model_type),
-                m(&f.model_name),
-                m(&f.model_class),
+                &f.model_type,
+                &f.model_name,
+                &f.model_class,
                 f.hidden_size,
-                m(&f.version),
+                &f.version,
             ),
+        };
+        HubFileModel {
+            model_type: m(t),
+            model_name: m(n),
+            model_class: m(c),
+            hidden_size: h,
+            version: m(v),
         }
     }
 
@@ -717,4 +716,19 @@ impl HubFile {
         };
         keys.keys().map(String::as_str).collect()
     }
+}
+
+/// What an `adapter_config.json` says about the model it was saved from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HubFileModel<'a> {
+    /// `model_type`.
+    pub model_type: Option<&'a str>,
+    /// `model_name`.
+    pub model_name: Option<&'a str>,
+    /// `model_class`.
+    pub model_class: Option<&'a str>,
+    /// `hidden_size`.
+    pub hidden_size: Option<usize>,
+    /// `version`.
+    pub version: Option<&'a str>,
 }
