@@ -555,7 +555,9 @@ impl HubBnConfig {
                 return Err(unsupported(
                     path,
                     "config.architecture",
-                    format!("`{other}` adapters are not supported; only bottleneck adapters are"),
+                    format!(
+                        "`{other}` is not a bottleneck adapter (lora and prefix_tuning files are read by HubMethodFile / load_hub_adapter)"
+                    ),
                 ));
             }
         }
