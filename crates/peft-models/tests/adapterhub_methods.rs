@@ -239,6 +239,59 @@ fn unsupported_options_are_refused() {
         }
         other => panic!("expected HubUnplaced, got {other:?}"),
     }
+    // a weights file that lacks a tensor the config needs
+    let dir = doctored(&hub("tiny-bert", "lora-hub"), &[]);
+    let bytes = read(dir.path().join("adapter.safetensors"));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let kept: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with("layer.0.attention.self.key.loras.lora.lora_B"))
+        .collect();
+    let fewer = safetensors::tensor::serialize(kept, None).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("adapter.safetensors"), fewer).ok();
+    let err = load_adapterhub(&mut model, dir.path(), None, &d);
+    assert!(
+        matches!(&err, Err(ModelError::Peft(PeftError::HubMissingTensors { paths, .. }))
+            if paths == &["bert.encoder.layer.0.attention.self.key.loras.lora.lora_B".to_string()]),
+        "{err:?}"
+    );
+    // a prefix-tuning per-layer copy that differs from the pool's tensor (our own safetensors
+    // save holds the copies too)
+    let mut p = bert();
+    load_adapterhub(&mut p, hub("tiny-bert", "prefix-hub"), None, &d)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let saved = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    save_adapterhub(&p, "prefix", saved.path()).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = read(saved.path().join("adapter.safetensors"));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let copy = "bert.encoder.layer.1.attention.self.prefix_tuning.pool.prefix_tunings.prefix.self_prefix.wte.weight";
+    let mut changed: Vec<u8> = st
+        .tensor(copy)
+        .map(|t| t.data().to_vec())
+        .unwrap_or_default();
+    changed[0] ^= 1;
+    let shape = st
+        .tensor(copy)
+        .map(|t| t.shape().to_vec())
+        .unwrap_or_default();
+    let mut all: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(k, _)| k != copy)
+        .collect();
+    all.push((
+        copy.to_string(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &changed)
+            .unwrap_or_else(|e| panic!("{e}")),
+    ));
+    let bad = safetensors::tensor::serialize(all, None).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(saved.path().join("adapter.safetensors"), bad).ok();
+    let err = load_adapterhub(&mut model, saved.path(), None, &d);
+    assert!(
+        matches!(&err, Err(ModelError::Peft(PeftError::Incompatible { message, .. })) if message.contains(copy)),
+        "{err:?}"
+    );
     assert!(adapters(&model).is_empty() && adapters(&g).is_empty());
 }
 
