@@ -27,8 +27,10 @@ pub mod fusion;
 pub mod head;
 pub mod io;
 pub mod keys;
+mod lora_io;
 pub mod methods;
 mod methods_io;
+mod prefix_io;
 pub mod weights;
 
 pub use config::{HUB_VERSION, HubAdapterFile, HubBnConfig, HubModelInfo};

@@ -91,7 +91,7 @@ pub fn peft_targets(target_modules: &[String], module: &str) -> bool {
 }
 
 /// `[rows, cols]` row-major -> `[cols, rows]` row-major.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];
     for i in 0..rows {
         for j in 0..cols {
