@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use crate::adapterhub::config::{HubAdapterFile, HubModelInfo};
 use crate::adapterhub::fusion::HubFusionFile;
 use crate::adapterhub::keys::{HubKeys, Landing};
-use crate::adapterhub::methods::architecture;
+use crate::adapterhub::method_file::architecture;
 use crate::adapterhub::methods_io::{load_method, save_method};
 use crate::adapterhub::weights::{find_weights, hub_bytes, place, read_tensors};
 use crate::adapterhub::{

@@ -28,6 +28,7 @@ pub mod head;
 pub mod io;
 pub mod keys;
 mod lora_io;
+pub mod method_file;
 pub mod methods;
 mod methods_io;
 mod prefix_io;
@@ -40,7 +41,8 @@ pub use io::{
     HubAdapterLoad, load_hub_adapter, load_hub_fusion, save_hub_adapter, save_hub_fusion,
 };
 pub use keys::{HubKeys, Landing};
-pub use methods::{HubFile, HubLoraConfig, HubMethodConfig, HubMethodFile, HubPrefixConfig};
+pub use method_file::{HubFile, HubFileModel, HubMethodFile};
+pub use methods::{HubLoraConfig, HubMethodConfig, HubPrefixConfig};
 
 /// The adapter's configuration.
 pub const CONFIG_FILE: &str = "adapter_config.json";
