@@ -239,6 +239,36 @@ fn unsupported_options_are_refused() {
         }
         other => panic!("expected HubUnplaced, got {other:?}"),
     }
+    // every block left out: nothing to load is an error, not an empty adapter
+    let text = lora.replace(
+        "\"leave_out\": [\n      1\n    ]",
+        "\"leave_out\": [\n      0,\n      1\n    ]",
+    );
+    assert_ne!(text, lora);
+    let no_tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = Vec::new();
+    let empty = safetensors::tensor::serialize(no_tensors, None).unwrap_or_else(|e| panic!("{e}"));
+    let tmp = doctored(
+        &hub("tiny-bert", "lora-hub"),
+        &[
+            ("adapter_config.json", text.clone().into_bytes()),
+            ("adapter.safetensors", empty),
+        ],
+    );
+    let err = load_adapterhub(&mut model, tmp.path(), None, &d);
+    assert!(
+        matches!(&err, Err(ModelError::Peft(PeftError::NothingMatched(_)))),
+        "{err:?}"
+    );
+    // with the weights of block 0 still in the file, those land nowhere
+    let tmp = doctored(
+        &hub("tiny-bert", "lora-hub"),
+        &[("adapter_config.json", text.into_bytes())],
+    );
+    let err = load_adapterhub(&mut model, tmp.path(), None, &d);
+    assert!(
+        matches!(&err, Err(ModelError::Peft(PeftError::HubUnplaced { .. }))),
+        "{err:?}"
+    );
     // a weights file that lacks a tensor the config needs
     let dir = doctored(&hub("tiny-bert", "lora-hub"), &[]);
     let bytes = read(dir.path().join("adapter.safetensors"));

@@ -200,6 +200,9 @@ pub(super) fn load_lora<H: AdapterHost + Module>(
                     paths: missing,
                 });
             }
+            if built.is_empty() {
+                return Err(nothing_placed(config_path));
+            }
             let placed = built.len() * 2;
             for (layer, target, module) in built {
                 if let Some(site) = model.linear_site_mut(layer, target) {
@@ -265,6 +268,9 @@ pub(super) fn load_lora<H: AdapterHost + Module>(
                     path: weights.to_path_buf(),
                     paths: missing,
                 });
+            }
+            if built.is_empty() {
+                return Err(nothing_placed(config_path));
             }
             let placed = built.len();
             for (layer, target, module) in built {
@@ -515,4 +521,12 @@ pub(super) fn save_ia3<H: AdapterHost + Module>(
     }
     let hub = HubLoraConfig::new(true, &attn, &c.targets, &c.leave_out, 1, 1.0, 0.0);
     Ok((hub, tensors))
+}
+
+/// A config whose targets and `leave_out` leave no projection of the model.
+fn nothing_placed(path: &Path) -> PeftError {
+    PeftError::NothingMatched(format!(
+        "{}: the config's targets and leave_out select no projection of this model",
+        path.display()
+    ))
 }
