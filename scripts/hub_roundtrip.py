@@ -80,16 +80,24 @@ def check_gpt2(root: Path) -> dict:
     return out
 
 
-def make_hub_roundtrip(manifest: dict) -> None:
+def make_hub_roundtrip(manifest: dict, subdir: str = "hub-from-rust", test: str = "adapterhub_roundtrip") -> None:
     for model, fn in (("tiny-bert", check_bert), ("tiny-gpt2", check_gpt2)):
-        root = mf.FIX / model / "hub-from-rust"
+        root = mf.FIX / model / subdir
         if not (root / "rust_outputs.json").is_file():
-            raise SystemExit(f"{root}/rust_outputs.json missing: run the Rust test adapterhub_roundtrip first")
+            raise SystemExit(f"{root}/rust_outputs.json missing: run the Rust test {test} first")
         diffs = fn(root)
         mf.write_json(root / "python_check.json", {
             "max_abs_diff": diffs,
             "notes": "adapters 1.3.0 load_adapter(use_safetensors=True) (+ head, + load_adapter_fusion) of the "
                      "directories burn-peft wrote, logits vs rust_outputs.json (tolerance 1e-5).",
         })
-        manifest.setdefault(model, {})["hub_roundtrip_max_abs_diff"] = diffs
+        key = "hub_roundtrip" if subdir == "hub-from-rust" else subdir.replace("-", "_")
+        manifest.setdefault(model, {})[key + "_max_abs_diff"] = diffs
         print(f"{model}: AdapterHub reproduces burn-peft's logits: {diffs}")
+
+
+def make_hub_methods_roundtrip(manifest: dict) -> None:
+    """Step ``hub-methods-roundtrip``: the same check for the LoRA / IA³ / prefix-tuning
+    directories the Rust test ``hub_methods_roundtrip`` (``adapterhub_methods.rs``) wrote to
+    ``fixtures/<model>/hub-methods-from-rust/``."""
+    make_hub_roundtrip(manifest, "hub-methods-from-rust", "hub_methods_roundtrip")

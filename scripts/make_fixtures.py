@@ -944,6 +944,10 @@ STEPS = {
     "prompt-tuning-gpt2": (lambda m: _hub("prompt_tuning_gpt2").make_prompt_tuning_gpt2(m), "tiny-gpt2/prompt"),
     # issue 13 (one backward pass of prefix / prompt tuning); the code lives in scripts/prefix_grads.py
     "prefix-grads": (lambda m: _hub("prefix_grads").make_prefix_grads(m), None),  # owns tiny-{bert,gpt2}/grads
+    # issue 13 (AdapterHub LoRA / IA³ / prefix-tuning directories); the code is scripts/hub_methods.py
+    "hub-methods": (lambda m: _hub("hub_methods").make_hub_methods(m), None),  # owns tiny-{bert,gpt2}/hub-methods
+    # checks the directories the Rust test hub_methods_roundtrip wrote (run that first)
+    "hub-methods-roundtrip": (lambda m: _hub("hub_roundtrip").make_hub_methods_roundtrip(m), None),
 }
 
 

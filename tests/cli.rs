@@ -756,5 +756,33 @@ fn every_adapter_method_trains_saves_and_evaluates() {
                 "{method}: {rows:?} vs trained {trained_acc}"
             );
         }
+        // AdapterHub's format: LoRA and prefix tuning convert, inspect and evaluate alike;
+        // our default IA³ (PEFT's input scaling on the FFN output projection) and prompt
+        // tuning have no AdapterHub directory here and are refused naming why.
+        let hub = sb.path(&format!("hub-{method}"));
+        let mut args = vec![
+            "--quiet".to_string(),
+            "convert".into(),
+            adapter.display().to_string(),
+            hub.display().to_string(),
+            "--to".into(),
+            "adapterhub".into(),
+        ];
+        args.extend(sb.model_args());
+        match method {
+            "ia3" => sb.fails(&strs(&args), 1, "`feedforward` is not supported"),
+            "prompt" => sb.fails(&strs(&args), 1, "prompt_tuning adapter"),
+            _ => {
+                sb.ok(&strs(&args));
+                let info = json(&sb.ok(&["--json", "inspect", &hub.display().to_string()]));
+                assert_eq!(info["format"], "adapterhub", "{method}: {info}");
+                assert_eq!(info["method"], expected, "{method}: {info}");
+                let rows = eval_accuracies(&sb, &[&hub]);
+                assert!(
+                    (rows[0].1 - trained_acc).abs() < 1e-9,
+                    "{method}: AdapterHub dir {rows:?} vs trained {trained_acc}"
+                );
+            }
+        }
     }
 }

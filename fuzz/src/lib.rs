@@ -197,11 +197,16 @@ pub fn adapterhub_weights(data: &[u8]) -> bool {
 /// parse, list the warnings, map the config onto the tiny BERT (2 layers) and add the adapter
 /// it describes; write it back. `true` when the adapter config was accepted and attached.
 pub fn adapterhub_config(data: &[u8]) -> bool {
-    use peft_core::adapterhub::{HubAdapterFile, HubFusionFile, HubHeadFile};
+    use peft_core::adapterhub::{HubAdapterFile, HubFusionFile, HubHeadFile, HubMethodFile};
     let Some(text) = utf8(data) else {
         return false;
     };
     let path = Path::new("adapter_config.json");
+    // LoRA / IA³ / prefix-tuning configs: parse, warnings, write back
+    if let Some(method) = consume(HubMethodFile::from_json(text, path)) {
+        std::hint::black_box(method.warnings());
+        consume(method.to_json());
+    }
     if let Some(head) = consume(HubHeadFile::from_json(text, path)) {
         std::hint::black_box(head.warnings());
         consume(head.to_json());

@@ -1,70 +1,25 @@
 //! AdapterHub directories in (written by adapters 1.3.0: `fixtures/*/hub/`) and out (written
 //! here, checked by Python: `fixtures/*/hub-from-rust/`). Goldens are AdapterHub's outputs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Device, Int, Tensor, TensorData, Tolerance};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use peft_core::adapterhub::{WEIGHTS_BIN, WEIGHTS_SAFETENSORS};
-use peft_core::{Composition, PeftError, Setup, adapters, set_active};
+use peft_core::{Composition, PeftError, Setup, adapters};
 use peft_models::ModelError;
 use peft_models::adapterhub::{
     load_adapterhub, load_adapterhub_classifier, load_adapterhub_fusion, save_adapterhub,
     save_adapterhub_classifier, save_adapterhub_fusion,
 };
-use peft_models::bert::head::{BertClassifier, ClassificationHeadConfig};
-use peft_models::bert::{BertInput, BertModel};
-use peft_models::golden::Golden;
+use peft_models::bert::BertModel;
 use peft_models::gpt2::Gpt2Model;
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
-fn device() -> Device {
-    Device::flex()
-}
-
-fn golden(rel: &str) -> Golden {
-    Golden::from_file(fixtures().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn bert() -> BertModel {
-    let (model, _) = BertModel::from_pretrained(fixtures().join("tiny-bert"), &device())
-        .unwrap_or_else(|e| panic!("{e}"));
-    model.valid()
-}
-
-fn classifier() -> BertClassifier {
-    let b = bert();
-    let head = ClassificationHeadConfig::new(b.hidden_size, 2);
-    BertClassifier::new(b, &head, &device()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn bert_input(g: &Golden) -> BertInput {
-    let d = device();
-    let t = |k: &str| g.int::<2>(k, &d).unwrap_or_else(|e| panic!("{e}"));
-    BertInput::new(t("input_ids"))
-        .with_token_type_ids(t("token_type_ids"))
-        .with_attention_mask(t("attention_mask"))
-}
-
-fn assert_close<const D: usize>(got: Tensor<D>, want: Tensor<D>, tol: f64, what: &str) {
-    let diff = (got.clone() - want.clone())
-        .abs()
-        .max()
-        .into_scalar::<f64>();
-    assert!(diff <= tol, "{what}: max abs diff {diff} > {tol}");
-    got.into_data()
-        .assert_approx_eq::<f32>(&want.into_data(), Tolerance::absolute(tol));
-}
+mod hub_common;
+use hub_common::*;
 
 fn hub(model: &str, dir: &str) -> PathBuf {
     fixtures().join(model).join("hub").join(dir)
-}
-
-fn active<M: peft_core::AdapterHost>(m: &mut M, setup: Setup) {
-    set_active(m, Some(setup)).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Four adapters of three kinds (`.bin` and `.safetensors`), loaded onto one BERT, each
@@ -199,26 +154,6 @@ fn gpt2_adapters_from_adapterhub() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_close(logits, want, 1e-5, name);
     }
-}
-
-/// Copy an AdapterHub directory into a temporary one, replacing some of its files.
-fn doctored(src: &Path, replace: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    for entry in std::fs::read_dir(src)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .flatten()
-    {
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name()))
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    for (name, bytes) in replace {
-        std::fs::write(dir.path().join(name), bytes).unwrap_or_else(|e| panic!("{e}"));
-    }
-    dir
-}
-
-fn read(p: PathBuf) -> Vec<u8> {
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// Bad directories are typed errors naming file and key, and the model is left as it was.
@@ -616,16 +551,6 @@ fn adapterhub_roundtrip() {
     }
 }
 
-fn tensor_json<const D: usize>(t: Tensor<D>) -> serde_json::Value {
-    let shape = t.dims().to_vec();
-    let data = t
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default();
-    serde_json::json!({"shape": shape, "data": data.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()})
-}
-
 fn rec_tensor(
     rec: &serde_json::Map<String, serde_json::Value>,
     key: &str,
@@ -634,49 +559,4 @@ fn rec_tensor(
     let shape: Vec<usize> = serde_json::from_value(rec[key]["shape"].clone()).unwrap_or_default();
     let data: Vec<f32> = serde_json::from_value(rec[key]["data"].clone()).unwrap_or_default();
     Tensor::<2>::from_data(TensorData::new(data, [shape[0], shape[1]]), d)
-}
-
-/// One top-level key per line, like scripts/make_fixtures.py's `write_json`.
-fn write_json(path: &Path, rec: &serde_json::Map<String, serde_json::Value>) {
-    let mut keys: Vec<&String> = rec.keys().collect();
-    keys.sort();
-    let lines: Vec<String> = keys
-        .iter()
-        .map(|k| {
-            format!(
-                "{}: {}",
-                serde_json::Value::from(k.as_str()),
-                rec[k.as_str()]
-            )
-        })
-        .collect();
-    std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).ok();
-    std::fs::write(path, format!("{{\n{}\n}}\n", lines.join(",\n")))
-        .unwrap_or_else(|e| panic!("{e}"));
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .flatten()
-    {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for f in files(from) {
-        let rel = f.strip_prefix(from).unwrap_or(&f);
-        let dest = to.join(rel);
-        std::fs::create_dir_all(dest.parent().unwrap_or(to)).ok();
-        std::fs::copy(&f, &dest).unwrap_or_else(|e| panic!("{e}"));
-    }
 }

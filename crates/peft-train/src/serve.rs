@@ -10,7 +10,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
-use peft_core::adapterhub::{self, HubAdapterFile, HubHead, HubHeadFile, is_hub_dir};
+use peft_core::adapterhub::{self, HubFile, HubHead, HubHeadFile, is_hub_dir};
 use peft_core::{
     AdapterHost, AdapterMethod, DEFAULT_ADAPTER, PeftError, Setup, param_summary,
     read_adapter_file, set_active, sites,
@@ -126,7 +126,7 @@ pub struct LoadedAdapter {
     pub format: DirFormat,
     /// The name of the adapter and of its head on the model.
     pub name: String,
-    /// `bottleneck` or `head-only`.
+    /// The method (`bottleneck`, `lora`, `ia3`, `prefix_tuning`, …) or `head-only`.
     pub kind: &'static str,
     /// Whether the model holds an adapter of this name (false for head-only).
     pub has_adapter: bool,
@@ -143,7 +143,9 @@ pub struct LoadedAdapter {
 /// ... appended while it is taken.
 pub fn free_name(model: &BertClassifier, dir: &Path) -> Result<String> {
     let base = if DirFormat::of(dir) == DirFormat::AdapterHub {
-        HubAdapterFile::read(dir.join(adapterhub::CONFIG_FILE))?.name
+        HubFile::read(dir.join(adapterhub::CONFIG_FILE))?
+            .name()
+            .to_string()
     } else {
         let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let last = canonical
@@ -220,7 +222,8 @@ pub fn load_adapter_as(
     let (kind, has_adapter, weights) = match format {
         DirFormat::AdapterHub => {
             let loaded = load_adapterhub_classifier(model, dir, Some(name), device)?;
-            ("bottleneck", true, loaded.adapter.weights)
+            let kind = loaded.adapter.config.kind().name();
+            (kind, true, loaded.adapter.weights)
         }
         DirFormat::BurnPeft => {
             let file = read_adapter_file(dir)?;

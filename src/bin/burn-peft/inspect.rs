@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn_peft::core::adapterhub::{self, HubAdapterFile};
+use burn_peft::core::adapterhub::{self, HubFile};
 use burn_peft::core::{AdapterFile, AdapterMethod, DEFAULT_ADAPTER, read_adapter_file};
 use burn_peft::models::adapterhub::save_adapterhub_classifier;
 use burn_peft::models::head::{BertClassifier, ClassificationHeadConfig};
@@ -91,8 +91,9 @@ fn describe_ours(dir: &Path, file: &AdapterFile) -> CmdResult<Value> {
 }
 
 fn describe_hub(dir: &Path) -> CmdResult<Value> {
-    let file = HubAdapterFile::read(dir.join(adapterhub::CONFIG_FILE))?;
+    let file = HubFile::read(dir.join(adapterhub::CONFIG_FILE))?;
     let head = dir_head(dir)?;
+    let model = file.model();
     // Adapter and head weights (safetensors only: a `.bin` is not parsed here).
     let mut params = None;
     for f in [
@@ -105,22 +106,22 @@ fn describe_hub(dir: &Path) -> CmdResult<Value> {
     }
     Ok(json!({
         "format": "adapterhub",
-        "name": file.name,
-        "method": "bottleneck",
-        "config": serde_json::to_value(&file.config)?,
+        "name": file.name(),
+        "method": file.method(),
+        "config": file.config_value()?,
         "base_model": {
-            "model_type": file.model_type,
-            "model_name": file.model_name,
-            "model_class": file.model_class,
-            "hidden_size": file.hidden_size,
+            "model_type": model.model_type,
+            "model_name": model.model_name,
+            "model_class": model.model_class,
+            "hidden_size": model.hidden_size,
         },
         "head": dir.join(adapterhub::HEAD_CONFIG_FILE).is_file().then(|| json!({
             "num_labels": head.num_labels,
             "label_names": head.labels,
         })),
         "parameters": params,
-        "version": file.version,
-        "unknown_keys": file.unknown.keys().collect::<Vec<_>>(),
+        "version": model.version,
+        "unknown_keys": file.unknown_keys(),
     }))
 }
 

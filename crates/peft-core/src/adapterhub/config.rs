@@ -207,14 +207,14 @@ pub struct HubAdapterFile {
     pub unknown: BTreeMap<String, Value>,
 }
 
-fn malformed(path: &Path, message: impl Into<String>) -> PeftError {
+pub(crate) fn malformed(path: &Path, message: impl Into<String>) -> PeftError {
     PeftError::MalformedJson {
         path: path.to_path_buf(),
         message: message.into(),
     }
 }
 
-fn unsupported(path: &Path, field: &str, message: impl Into<String>) -> PeftError {
+pub(crate) fn unsupported(path: &Path, field: &str, message: impl Into<String>) -> PeftError {
     PeftError::HubUnsupported {
         path: path.to_path_buf(),
         field: field.to_string(),
@@ -292,27 +292,16 @@ impl HubAdapterFile {
                 ));
             }
         };
-        let name = take_string(&mut top, "name", path)?
-            .ok_or_else(|| malformed(path, "missing string field `name`"))?;
-        let hidden_size = match top.remove("hidden_size") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| {
-                        malformed(path, format!("`hidden_size` must be an integer, got {v}"))
-                    })?,
-            ),
-        };
+        let meta = take_meta(top, version, path)?;
         let file = Self {
-            name,
+            name: meta.name,
             config,
-            model_type: take_string(&mut top, "model_type", path)?,
-            hidden_size,
-            model_class: take_string(&mut top, "model_class", path)?,
-            model_name: take_string(&mut top, "model_name", path)?,
-            version,
-            unknown: top.into_iter().collect(),
+            model_type: meta.model_type,
+            hidden_size: meta.hidden_size,
+            model_class: meta.model_class,
+            model_name: meta.model_name,
+            version: meta.version,
+            unknown: meta.unknown,
         };
         file.config.check(path)?;
         Ok(file)
@@ -364,26 +353,18 @@ impl HubAdapterFile {
 
     /// The file text: sorted keys, two-space indent, as `json.dump(indent=2, sort_keys=True)`.
     pub fn to_json(&self) -> Result<String> {
-        let mut top = Map::new();
-        top.insert("config".into(), self.config.to_value()?);
-        top.insert(
-            "hidden_size".into(),
-            self.hidden_size.map_or(Value::Null, Value::from),
-        );
-        for (key, v) in [
-            ("model_class", &self.model_class),
-            ("model_name", &self.model_name),
-            ("model_type", &self.model_type),
-            ("version", &self.version),
-        ] {
-            top.insert(key.into(), v.clone().map_or(Value::Null, Value::from));
-        }
-        top.insert("name".into(), Value::from(self.name.clone()));
-        for (k, v) in &self.unknown {
-            top.insert(k.clone(), v.clone());
-        }
-        serde_json::to_string_pretty(&sort(Value::Object(top)))
-            .map_err(|e| malformed(Path::new("adapter_config.json"), e.to_string()))
+        meta_json(
+            self.config.to_value()?,
+            &Meta {
+                name: self.name.clone(),
+                model_type: self.model_type.clone(),
+                hidden_size: self.hidden_size,
+                model_class: self.model_class.clone(),
+                model_name: self.model_name.clone(),
+                version: self.version.clone(),
+                unknown: self.unknown.clone(),
+            },
+        )
     }
 
     /// Error unless this adapter was trained on a model of width `hidden_size` (when the file
@@ -402,6 +383,87 @@ impl HubAdapterFile {
     }
 }
 
+/// The top-level fields of an `adapter_config.json` beside `config`, the same for every method.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Meta {
+    pub name: String,
+    pub model_type: Option<String>,
+    pub hidden_size: Option<usize>,
+    pub model_class: Option<String>,
+    pub model_name: Option<String>,
+    pub version: Option<String>,
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl Meta {
+    /// What adapters 1.3.0's `save_adapter` writes for adapter `name` of `model`.
+    pub fn new(name: &str, model: &HubModelInfo) -> Self {
+        Self {
+            name: name.to_string(),
+            model_type: Some(model.model_type.clone()),
+            hidden_size: Some(model.hidden_size),
+            model_class: Some(model.model_class.clone()),
+            model_name: Some(model.model_name.clone()),
+            version: Some(HUB_VERSION.into()),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+/// The top-level fields left in `top` once `config` and `version` were taken out.
+pub(crate) fn take_meta(
+    mut top: Map<String, Value>,
+    version: Option<String>,
+    path: &Path,
+) -> Result<Meta> {
+    let name = take_string(&mut top, "name", path)?
+        .ok_or_else(|| malformed(path, "missing string field `name`"))?;
+    let hidden_size = match top.remove("hidden_size") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    malformed(path, format!("`hidden_size` must be an integer, got {v}"))
+                })?,
+        ),
+    };
+    Ok(Meta {
+        name,
+        model_type: take_string(&mut top, "model_type", path)?,
+        hidden_size,
+        model_class: take_string(&mut top, "model_class", path)?,
+        model_name: take_string(&mut top, "model_name", path)?,
+        version,
+        unknown: top.into_iter().collect(),
+    })
+}
+
+/// The file text of `config` with `meta`: sorted keys, two-space indent, as
+/// `json.dump(indent=2, sort_keys=True)`.
+pub(crate) fn meta_json(config: Value, meta: &Meta) -> Result<String> {
+    let mut top = Map::new();
+    top.insert("config".into(), config);
+    top.insert(
+        "hidden_size".into(),
+        meta.hidden_size.map_or(Value::Null, Value::from),
+    );
+    for (key, v) in [
+        ("model_class", &meta.model_class),
+        ("model_name", &meta.model_name),
+        ("model_type", &meta.model_type),
+        ("version", &meta.version),
+    ] {
+        top.insert(key.into(), v.clone().map_or(Value::Null, Value::from));
+    }
+    top.insert("name".into(), Value::from(meta.name.clone()));
+    for (k, v) in &meta.unknown {
+        top.insert(k.clone(), v.clone());
+    }
+    serde_json::to_string_pretty(&sort(Value::Object(top)))
+        .map_err(|e| malformed(Path::new("adapter_config.json"), e.to_string()))
+}
+
 /// What `save_adapter` records about the model (`model_type`, `hidden_size`, `model_class`,
 /// `model_name`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -418,7 +480,7 @@ pub struct HubModelInfo {
 
 /// Recursively sort object keys (serde_json's map is ordered by insertion only with the
 /// `preserve_order` feature, which this workspace does not enable; be explicit anyway).
-fn sort(v: Value) -> Value {
+pub(crate) fn sort(v: Value) -> Value {
     match v {
         Value::Object(m) => {
             let sorted: BTreeMap<String, Value> =
@@ -429,7 +491,11 @@ fn sort(v: Value) -> Value {
     }
 }
 
-fn take_string(top: &mut Map<String, Value>, key: &str, path: &Path) -> Result<Option<String>> {
+pub(crate) fn take_string(
+    top: &mut Map<String, Value>,
+    key: &str,
+    path: &Path,
+) -> Result<Option<String>> {
     match top.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -489,7 +555,9 @@ impl HubBnConfig {
                 return Err(unsupported(
                     path,
                     "config.architecture",
-                    format!("`{other}` adapters are not supported; only bottleneck adapters are"),
+                    format!(
+                        "`{other}` is not a bottleneck adapter (lora and prefix_tuning files are read by HubMethodFile / load_hub_adapter)"
+                    ),
                 ));
             }
         }

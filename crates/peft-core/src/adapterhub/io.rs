@@ -13,16 +13,18 @@ use burn::tensor::Device;
 use crate::adapterhub::config::{HubAdapterFile, HubModelInfo};
 use crate::adapterhub::fusion::HubFusionFile;
 use crate::adapterhub::keys::{HubKeys, Landing};
+use crate::adapterhub::method_file::architecture;
+use crate::adapterhub::methods_io::{load_method, save_method};
 use crate::adapterhub::weights::{find_weights, hub_bytes, place, read_tensors};
 use crate::adapterhub::{
     CONFIG_FILE, FUSION_CONFIG_FILE, FUSION_WEIGHTS_BIN, FUSION_WEIGHTS_SAFETENSORS, WEIGHTS_BIN,
     WEIGHTS_SAFETENSORS,
 };
 use crate::attach::{AdapterHost, adapters, add_adapter, add_fusion, fusions};
-use crate::config::AdapterConfig;
 use crate::error::{PeftError, Result};
 use crate::file::write_atomic;
 use crate::fusion::FusionConfig;
+use crate::method::MethodConfig;
 use crate::setup::check_name;
 
 /// What loading an AdapterHub adapter directory did.
@@ -32,8 +34,8 @@ pub struct HubAdapterLoad {
     pub name: String,
     /// The name in the file (`adapter_config.json` `name`).
     pub name_in_file: String,
-    /// The config it was built from.
-    pub config: AdapterConfig,
+    /// The config it was built from (any method: bottleneck, LoRA, IA³, prefix tuning).
+    pub config: MethodConfig,
     /// The weights file read.
     pub weights: PathBuf,
     /// Number of tensors placed.
@@ -64,7 +66,8 @@ fn is_adapter_path(keys: &HubKeys, path: &str, name: &str) -> bool {
 }
 
 /// Load the adapter AdapterHub saved in `dir` (`save_adapter`) onto `model` as `load_as`
-/// (default: its name in the file), next to the adapters it has.
+/// (default: its name in the file), next to the adapters it has: a bottleneck adapter, or
+/// (by `config.architecture`) a LoRA, IA³ or prefix-tuning one ([`super::methods`]).
 ///
 /// # Errors
 /// Config errors of [`HubAdapterFile`] (naming the file and field), a width mismatch, a name
@@ -81,7 +84,17 @@ pub fn load_hub_adapter<H: AdapterHost + Module>(
 ) -> Result<HubAdapterLoad> {
     let dir = dir.as_ref();
     let config_path = dir.join(CONFIG_FILE);
-    let file = HubAdapterFile::read(&config_path)?;
+    let text = std::fs::read_to_string(&config_path).map_err(|source| PeftError::Io {
+        path: config_path.clone(),
+        source,
+    })?;
+    if architecture(&text, &config_path)?.is_some() {
+        let mut staged = model.clone();
+        let load = load_method(&mut staged, keys, dir, &text, load_as, device)?;
+        *model = staged;
+        return Ok(load);
+    }
+    let file = HubAdapterFile::from_json(&text, &config_path)?;
     file.check_hidden_size(model.d_model(), &config_path)?;
     let config = file
         .config
@@ -105,7 +118,7 @@ pub fn load_hub_adapter<H: AdapterHost + Module>(
     Ok(HubAdapterLoad {
         name,
         name_in_file: file.name.clone(),
-        config,
+        config: config.into(),
         weights: weights_path,
         tensors: placed.applied.len(),
         warnings: file.warnings(),
@@ -160,6 +173,8 @@ pub fn load_hub_fusion<H: AdapterHost + Module>(
 
 /// Save adapter `name` of `model` into `dir` in AdapterHub's format: `adapter_config.json` and
 /// `adapter.safetensors` (load it in Python with `load_adapter(dir, use_safetensors=True)`).
+/// Bottleneck, LoRA, IA³ and prefix-tuning adapters (a prefix-tuning adapter is written as it
+/// is: with its MLP, or flat once ejected).
 ///
 /// # Errors
 /// [`PeftError::NotFound`]; [`PeftError::HubUnsupported`] for a config AdapterHub cannot
@@ -185,13 +200,7 @@ pub fn save_hub_adapter<H: AdapterHost + Module>(
         });
     };
     let Some(config) = adapter.config.bottleneck() else {
-        return Err(PeftError::Unsupported {
-            field: "method".into(),
-            message: format!(
-                "adapter `{name}` is a {} adapter; AdapterHub directories hold bottleneck adapters here",
-                adapter.config.kind().name()
-            ),
-        });
+        return save_method(model, keys, name, &adapter.config, dir, info);
     };
     let file = HubAdapterFile::new(name, config, info)?;
     let json = file.to_json()?;

@@ -13,6 +13,7 @@
 //! `weight`/`bias` into `gamma`/`beta` and transpose `Linear` weights on the way in and out.
 
 use crate::config::AdapterSite;
+use crate::lora::LinearTarget;
 
 /// How one model family names its adapter sites, in AdapterHub files and in our modules.
 /// `{i}` in a template is the block index.
@@ -33,6 +34,13 @@ pub struct HubKeys {
     /// The module path of the model these keys are used on, inside the module that is
     /// loaded or saved: empty for the bare model, `bert.` for a classifier wrapping it.
     pub our_prefix: &'static str,
+    /// AdapterHub's module path of each projection its LoRA / IA³ wraps (`LoRALinear`,
+    /// `LoRAMergedLinear`), e.g. BERT's `(Query, "encoder.layer.{i}.attention.self.query")`;
+    /// GPT-2's fused `h.{i}.attn.c_attn` is [`LinearTarget::QueryKeyValue`].
+    pub linear: &'static [(LinearTarget, &'static str)],
+    /// AdapterHub's module path of a block's self-attention, whose `prefix_tuning.pool` holds a
+    /// copy of every prefix-tuning tensor, e.g. `encoder.layer.{i}.attention.self`.
+    pub self_attention: &'static str,
 }
 
 /// Where a file key lands in our model.
@@ -55,7 +63,7 @@ const LEGACY: [(&str, &str); 4] = [
 ];
 
 /// Parse `key` against `template` (one `{i}`): the layer index and the rest after the site.
-fn match_site<'k>(key: &'k str, template: &str) -> Option<(usize, &'k str)> {
+pub(crate) fn match_site<'k>(key: &'k str, template: &str) -> Option<(usize, &'k str)> {
     let (before, after) = template.split_once("{i}")?;
     let rest = key.strip_prefix(before)?;
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -67,7 +75,7 @@ fn match_site<'k>(key: &'k str, template: &str) -> Option<(usize, &'k str)> {
     Some((layer, rest))
 }
 
-fn fill(template: &str, layer: usize) -> String {
+pub(crate) fn fill(template: &str, layer: usize) -> String {
     template.replacen("{i}", &layer.to_string(), 1)
 }
 
@@ -77,7 +85,7 @@ impl HubKeys {
         Self { our_prefix, ..self }
     }
 
-    fn strip_prefix<'k>(&self, key: &'k str) -> &'k str {
+    pub(crate) fn strip_prefix<'k>(&self, key: &'k str) -> &'k str {
         self.prefixes
             .iter()
             .find_map(|p| key.strip_prefix(p))
@@ -254,6 +262,8 @@ mod tests {
         our_adapters: "adapters",
         our_fusions: "fusions",
         our_prefix: "",
+        linear: &[],
+        self_attention: "h.{i}.attn",
     };
 
     // Key names as written by adapters 1.3.0 (fixtures/tiny-gpt2/hub/golden.json `files.keys`).

@@ -8,6 +8,10 @@
 //! - with `with_head=True`: [`HEAD_CONFIG_FILE`] ([`HubHeadFile`]) and [`HEAD_WEIGHTS_BIN`] or
 //!   [`HEAD_WEIGHTS_SAFETENSORS`].
 //!
+//! `config.architecture` `"lora"` (LoRA, and IA³ as `composition_mode: "scale"`) and
+//! `"prefix_tuning"` files ([`HubMethodFile`]) load and save through the same
+//! [`load_hub_adapter`] / [`save_hub_adapter`], which dispatch on the config.
+//!
 //! `save_adapter_fusion(dir, "a,b")` writes [`FUSION_CONFIG_FILE`] and [`FUSION_WEIGHTS_BIN`]
 //! or [`FUSION_WEIGHTS_SAFETENSORS`].
 //!
@@ -23,6 +27,11 @@ pub mod fusion;
 pub mod head;
 pub mod io;
 pub mod keys;
+mod lora_io;
+pub mod method_file;
+pub mod methods;
+mod methods_io;
+mod prefix_io;
 pub mod weights;
 
 pub use config::{HUB_VERSION, HubAdapterFile, HubBnConfig, HubModelInfo};
@@ -32,6 +41,8 @@ pub use io::{
     HubAdapterLoad, load_hub_adapter, load_hub_fusion, save_hub_adapter, save_hub_fusion,
 };
 pub use keys::{HubKeys, Landing};
+pub use method_file::{HubFile, HubFileModel, HubMethodFile};
+pub use methods::{HubLoraConfig, HubMethodConfig, HubPrefixConfig};
 
 /// The adapter's configuration.
 pub const CONFIG_FILE: &str = "adapter_config.json";

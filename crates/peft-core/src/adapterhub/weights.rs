@@ -231,3 +231,22 @@ pub fn hub_bytes<M: Module>(module: &M, name: &dyn Fn(&str) -> Vec<String>) -> R
     let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| weights_err(here, e))
 }
+
+/// Safetensors bytes of F32 `tensors` (name, shape, little-endian bytes), with the
+/// `{"format": "pt"}` metadata PyTorch writers put there.
+///
+/// # Errors
+/// [`PeftError::Weights`] if a shape does not fit its bytes.
+pub fn f32_safetensors(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> Result<Vec<u8>> {
+    let here = Path::new("<safetensors>");
+    let views = tensors
+        .iter()
+        .map(|(k, shape, bytes)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|v| (k.clone(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| weights_err(here, e))?;
+    let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| weights_err(here, e))
+}

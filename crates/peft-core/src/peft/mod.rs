@@ -91,7 +91,7 @@ pub fn peft_targets(target_modules: &[String], module: &str) -> bool {
 }
 
 /// `[rows, cols]` row-major -> `[cols, rows]` row-major.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];
     for i in 0..rows {
         for j in 0..cols {
@@ -567,17 +567,7 @@ pub fn save_peft_with_modules<H: AdapterHost + ?Sized>(
 /// Write `tensors` (F32, little-endian bytes) and the config `json` into `dir` (created if
 /// needed), atomically, weights first; returns the weights file.
 fn write_dir(dir: &Path, tensors: &[(String, Vec<usize>, Vec<u8>)], json: &str) -> Result<PathBuf> {
-    let views = tensors
-        .iter()
-        .map(|(k, shape, bytes)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map(|v| (k.clone(), v))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| weights_err(Path::new(WEIGHTS_FILE), e.to_string()))?;
-    let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
-    let bytes = safetensors::tensor::serialize(views, Some(metadata))
-        .map_err(|e| weights_err(Path::new(WEIGHTS_FILE), e.to_string()))?;
+    let bytes = crate::adapterhub::weights::f32_safetensors(tensors)?;
     std::fs::create_dir_all(dir).map_err(|source| PeftError::Io {
         path: dir.to_path_buf(),
         source,

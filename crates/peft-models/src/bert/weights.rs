@@ -74,6 +74,26 @@ pub const BERT_HUB_KEYS: HubKeys = HubKeys {
     our_adapters: "adapters",
     our_fusions: "adapters",
     our_prefix: "",
+    linear: &[
+        (
+            LinearTarget::Query,
+            "encoder.layer.{i}.attention.self.query",
+        ),
+        (LinearTarget::Key, "encoder.layer.{i}.attention.self.key"),
+        (
+            LinearTarget::Value,
+            "encoder.layer.{i}.attention.self.value",
+        ),
+        (
+            LinearTarget::FeedForwardIn,
+            "encoder.layer.{i}.intermediate.dense",
+        ),
+        (
+            LinearTarget::FeedForwardOut,
+            "encoder.layer.{i}.output.dense",
+        ),
+    ],
+    self_attention: "encoder.layer.{i}.attention.self",
 };
 
 /// The same for RoBERTa (`roberta.` in `RobertaAdapterModel` files).

@@ -55,6 +55,12 @@ pub const GPT2_HUB_KEYS: HubKeys = HubKeys {
     our_adapters: "adapters",
     our_fusions: "adapters",
     our_prefix: "",
+    linear: &[
+        (LinearTarget::QueryKeyValue, "h.{i}.attn.c_attn"),
+        (LinearTarget::FeedForwardIn, "h.{i}.mlp.c_fc"),
+        (LinearTarget::FeedForwardOut, "h.{i}.mlp.c_proj"),
+    ],
+    self_attention: "h.{i}.attn",
 };
 
 /// Module paths that a base GPT-2 checkpoint does not hold: adapters.
