@@ -263,6 +263,14 @@ fn train_inspect_eval_predict_convert_round_trip() {
         .as_f64()
         .unwrap_or(f64::NAN);
     assert!(trained_acc > 75.0, "the tiny task did not train: {report}");
+    // The validation set is scored once per epoch: after epoch 1 in the loop (burn-train's
+    // log of it in valid/epoch-1), and the final weights once at the end (no valid/epoch-2).
+    assert_eq!(report["valid_evaluations"], 2, "{report}");
+    assert!(run.join("valid/epoch-1").is_dir());
+    assert!(
+        !run.join("valid/epoch-2").exists(),
+        "the last epoch scored twice"
+    );
 
     // metrics.csv: a row per batch (160 examples / 16 = 10 a epoch), then one per epoch, whose
     // validation accuracy at the end is the report's.
@@ -443,38 +451,104 @@ fn train_inspect_eval_predict_convert_round_trip() {
         1,
         "label `neutral` is not one of the head's labels (neg, pos)",
     );
-    // Rerunning a finished run is reported, not retrained.
-    let out = sb.run(&[
-        "--quiet",
-        "train",
-        "--model",
-        &fixture().display().to_string(),
-        "--tokenizer",
-        &sb.p("tokenizer.json"),
-        "--train",
-        &sb.p("train.tsv"),
-        "--valid",
-        &sb.p("valid.tsv"),
-        "--label-column",
-        "sentiment",
-        "--out",
-        &run.display().to_string(),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--lr",
-        "1e-2",
-        "--reduction-factor",
-        "4",
-        "--adapter-init",
-        "bert",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+}
+
+/// An `--out` holding a run: refused without `--resume` or `--overwrite` (exit 2, before the
+/// model is resolved: the Hub id is never fetched); `--resume` continues it exactly where it
+/// stopped and needs the same settings; `--overwrite` starts over.
+#[test]
+fn an_earlier_run_needs_resume_or_overwrite() {
+    let sb = Sandbox::new();
+    let run = sb.p("run");
+    let hub_id = "sentence-transformers/all-MiniLM-L6-v2";
+    let fixture = fixture().display().to_string();
+    let train = |model: &str, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--quiet",
+            "--json",
+            "train",
+            "--model",
+            model,
+            "--tokenizer",
+            &sb.p("tokenizer.json"),
+            "--train",
+            &sb.p("train.tsv"),
+            "--valid",
+            &sb.p("valid.tsv"),
+            "--label-column",
+            "sentiment",
+            "--out",
+            &run,
+            "--batch-size",
+            "16",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    sb.fails(&strs(&train(hub_id, &["--resume"])), 2, "--resume: ");
+    sb.fails(
+        &strs(&train(hub_id, &["--resume", "--overwrite"])),
+        2,
+        "'--resume' cannot be used with '--overwrite'",
     );
+    let first = json(&sb.ok(&strs(&train(&fixture, &["--epochs", "1", "--lr", "1e-2"]))));
+    assert_eq!(first["steps"], 10, "{first}");
+    // The same command again: a finished run, left alone.
+    for extra in [&["--epochs", "1"][..], &["--epochs", "1", "--resume"]] {
+        sb.fails(
+            &strs(&train(hub_id, extra)),
+            2,
+            "holds a finished run (1 epoch(s), --epochs 1; results in",
+        );
+    }
+    // More epochs: an unfinished run, which needs one of the two flags.
+    sb.fails(
+        &strs(&train(hub_id, &["--epochs", "2", "--lr", "1e-2"])),
+        2,
+        "holds an unfinished run (1 of 2 epoch(s), step 10): add --resume to continue it, or \
+         --overwrite to start over",
+    );
+    // Other settings are refused when resuming (exit 1: found once the data is read).
+    sb.fails(
+        &strs(&train(
+            &fixture,
+            &["--epochs", "2", "--lr", "5e-3", "--resume"],
+        )),
+        1,
+        "was made with",
+    );
+    let second = json(&sb.ok(&strs(&train(
+        &fixture,
+        &["--epochs", "2", "--lr", "1e-2", "--resume"],
+    ))));
+    assert_eq!(
+        (
+            &second["resumed_from_epoch"],
+            &second["steps"],
+            &second["valid_evaluations"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(20),
+            &serde_json::json!(1)
+        ),
+        "{second}"
+    );
+    let third = json(&sb.ok(&strs(&train(
+        &fixture,
+        &["--epochs", "1", "--lr", "1e-2", "--overwrite"],
+    ))));
+    assert_eq!(
+        (&third["resumed_from_epoch"], &third["steps"]),
+        (&Value::Null, &serde_json::json!(10)),
+        "{third}"
+    );
+    // Starting over is the first run again, bit for bit.
+    for key in ["loss", "accuracy"] {
+        assert_eq!(third["final_eval"][key], first["final_eval"][key], "{key}");
+    }
 }
 
 #[test]
@@ -739,6 +813,12 @@ fn every_adapter_method_trains_saves_and_evaluates() {
             .as_f64()
             .unwrap_or(f64::NAN);
         assert!(trained_acc.is_finite(), "{method}: {report}");
+        // One epoch: the validation set scored once, after training (not also in the loop).
+        assert_eq!(report["valid_evaluations"], 1, "{method}: {report}");
+        assert!(
+            !run.join("valid").exists(),
+            "{method}: scored in the loop too"
+        );
         let adapter = run.join("adapter");
         let info = json(&sb.ok(&["--json", "inspect", &adapter.display().to_string()]));
         let expected = match method {
