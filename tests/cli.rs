@@ -551,6 +551,177 @@ fn an_earlier_run_needs_resume_or_overwrite() {
     }
 }
 
+/// `predict --json` lines of `adapter` on the inputs: (label id, probabilities) each.
+fn predictions(sb: &Sandbox, adapter: &Path) -> Vec<(u64, Vec<f64>)> {
+    let mut args = vec!["predict".to_string()];
+    args.extend(sb.model_args());
+    args.extend(
+        [
+            "--adapter",
+            &adapter.display().to_string(),
+            "--input",
+            &sb.p("inputs.txt"),
+        ]
+        .map(String::from),
+    );
+    sb.ok(&strs(&args))
+        .lines()
+        .map(json)
+        .map(|p| {
+            let probs = p["probabilities"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{p}"))
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            (p["label_id"].as_u64().unwrap_or(u64::MAX), probs)
+        })
+        .collect()
+}
+
+/// A LoRA adapter (with a head on the pooler) converts to Hugging Face PEFT's format and back:
+/// inspect reads the PEFT directory, and predictions from it equal the original's. Bottleneck
+/// adapters, IA³ (written without its classifier) and heads with their own dense layer have no
+/// PEFT form: one line each, exit 2, before the base is loaded.
+#[test]
+fn lora_converts_to_peft_and_back() {
+    let sb = Sandbox::new();
+    let hub_id = "sentence-transformers/all-MiniLM-L6-v2";
+    let train = |method: &str, out: &str, pooling: &str| {
+        let mut args = vec!["--quiet".to_string(), "--json".into(), "train".into()];
+        args.extend(sb.model_args());
+        args.extend(
+            [
+                "--train",
+                &sb.p("train.tsv"),
+                "--valid",
+                &sb.p("valid.tsv"),
+                "--label-column",
+                "sentiment",
+                "--out",
+                &sb.p(out),
+                "--batch-size",
+                "16",
+                "--lr",
+                "1e-2",
+                "--method",
+                method,
+                "--head-pooling",
+                pooling,
+                "--rank",
+                "4",
+                "--targets",
+                "query,value,feed_forward_in",
+            ]
+            .map(String::from),
+        );
+        json(&sb.ok(&strs(&args)))
+    };
+    let convert = |src: &Path, dst: &Path, to: &str| {
+        let mut args = vec![
+            "convert".to_string(),
+            src.display().to_string(),
+            dst.display().to_string(),
+            "--to".into(),
+            to.into(),
+        ];
+        args.extend(sb.model_args());
+        sb.ok(&strs(&args));
+    };
+    for (method, peft_type) in [("lora", "LORA")] {
+        let run = format!("run-{method}");
+        let report = train(method, &run, "pooler");
+        let adapter = sb.path(&run).join("adapter");
+        let peft = sb.path(&format!("peft-{method}"));
+        let back = sb.path(&format!("back-{method}"));
+        convert(&adapter, &peft, "peft");
+        let info = json(&sb.ok(&["--json", "inspect", &peft.display().to_string()]));
+        assert_eq!(
+            (
+                &info["format"],
+                &info["method"],
+                &info["config"]["peft_type"]
+            ),
+            (
+                &Value::from("peft"),
+                &Value::from(method),
+                &Value::from(peft_type)
+            ),
+            "{info}"
+        );
+        assert_eq!(info["config"]["task_type"], "SEQ_CLS", "{info}");
+        assert_eq!(info["head"]["num_labels"], 2, "{info}");
+        // The adapter and the classifier: as many parameters as our file holds, less the head
+        // parameters PEFT keeps in the base (none: the pooler is the base's).
+        let ours = json(&sb.ok(&["--json", "inspect", &adapter.display().to_string()]));
+        assert_eq!(info["parameters"], ours["parameters"], "{info} vs {ours}");
+        convert(&peft, &back, "burn-peft");
+        let original = predictions(&sb, &adapter);
+        assert_eq!(original.len(), 40);
+        for dir in [&peft, &back] {
+            let other = predictions(&sb, dir);
+            assert_eq!(other.len(), original.len(), "{method}");
+            for ((la, pa), (lb, pb)) in original.iter().zip(&other) {
+                assert_eq!(la, lb, "{method}: {}", dir.display());
+                for (a, b) in pa.iter().zip(pb) {
+                    assert!((a - b).abs() < 1e-6, "{method}: {pa:?} vs {pb:?}");
+                }
+            }
+        }
+        // PEFT saves no class names: its head is evaluated on the labels' ids (neg 0, pos 1).
+        let valid = std::fs::read_to_string(sb.path("valid.tsv")).unwrap_or_else(|e| panic!("{e}"));
+        let ids = valid
+            .replace("\tneg\n", "\t0\n")
+            .replace("\tpos\n", "\t1\n");
+        std::fs::write(sb.path("valid-ids.tsv"), ids).unwrap_or_else(|e| panic!("{e}"));
+        let mut args = vec!["--json".to_string(), "eval".into()];
+        args.extend(sb.model_args());
+        args.extend(
+            [
+                "--valid",
+                &sb.p("valid-ids.tsv"),
+                "--label-column",
+                "sentiment",
+                "--adapter",
+                &peft.display().to_string(),
+            ]
+            .map(String::from),
+        );
+        let rows = json(&sb.ok(&strs(&args)));
+        let trained = report["final_eval"]["accuracy"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        let acc = rows[0]["eval"]["accuracy"].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (acc - trained).abs() < 1e-9,
+            "{method}: {rows} vs {trained}"
+        );
+    }
+    // What PEFT cannot hold: a bottleneck adapter, a head with its own dense layer.
+    train("pfeiffer", "run-pfeiffer", "pooler");
+    train("lora", "run-lora-dense", "dense");
+    train("ia3", "run-ia3", "pooler");
+    for (run, needle) in [
+        (
+            "run-ia3",
+            "IA³ PEFT directories are written without modules_to_save here",
+        ),
+        (
+            "run-pfeiffer",
+            "holds a bottleneck adapter; PEFT's format has LoRA and IA³ only",
+        ),
+        ("run-lora-dense", "train with --head-pooling pooler"),
+    ] {
+        let src = sb.path(run).join("adapter").display().to_string();
+        let dst = sb.p(&format!("{run}-peft"));
+        sb.fails(
+            &["convert", &src, &dst, "--to", "peft", "--model", hub_id],
+            2,
+            needle,
+        );
+    }
+}
+
 #[test]
 fn bad_command_lines_fail_in_one_line_before_any_download() {
     let sb = Sandbox::new();
@@ -615,7 +786,7 @@ fn bad_command_lines_fail_in_one_line_before_any_download() {
             &fixture().display().to_string(),
             "b",
             "--to",
-            "peft",
+            "onnx",
         ],
         2,
         "--to",

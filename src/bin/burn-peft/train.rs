@@ -34,8 +34,23 @@ pub struct TrainCmd {
     /// needs --resume or --overwrite [default: runs/<task or file>-<method>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// What the fresh head reads: `dense` (a dense + tanh layer on the [CLS] token, AdapterHub's
+    /// classification head) or `pooler` (the model's pre-trained pooler, like
+    /// BertForSequenceClassification: needed by `convert --to peft`) [default: dense; pooler for
+    /// --method full]
+    #[arg(long, value_enum, value_name = "POOLING")]
+    head_pooling: Option<PoolingArg>,
     #[command(flatten)]
     knobs: ClassifierTrainArgs,
+}
+
+/// `--head-pooling`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PoolingArg {
+    /// A dense + tanh layer of the head's own on the [CLS] token.
+    Dense,
+    /// The base model's pooler.
+    Pooler,
 }
 
 /// The run's name in the default output directory: the task, or the training file's stem.
@@ -181,10 +196,9 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
         prepared.data.valid.len(),
         prepared.num_labels
     ));
-    let pooling = if cmd.knobs.adapter.method == MethodArg::Full {
-        HeadPooling::Pooler
-    } else {
-        HeadPooling::DenseTanh
+    let pooling = match (cmd.head_pooling, cmd.knobs.adapter.method) {
+        (Some(PoolingArg::Pooler), _) | (None, MethodArg::Full) => HeadPooling::Pooler,
+        _ => HeadPooling::DenseTanh,
     };
     let interrupter = Interrupter::new();
     let on_ctrl_c = interrupter.clone();
