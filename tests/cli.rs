@@ -301,6 +301,25 @@ fn train_inspect_eval_predict_convert_round_trip() {
     let last_valid: f64 = epochs[1][7].parse().unwrap_or(f64::NAN);
     assert!((last_valid - trained_acc).abs() < 1e-6, "{csv}");
     assert!(run.join("metrics.json").is_file());
+    // curve.svg: an SVG document with the loss of each of the 20 batches as one line, and the
+    // validation accuracy of each of the 2 epochs as a line and a marker each.
+    let svg = std::fs::read_to_string(run.join("curve.svg")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    let lines: Vec<usize> = svg
+        .split("<polyline")
+        .skip(1)
+        .map(|el| {
+            let points = el.split("points=\"").nth(1).unwrap_or_default();
+            points[..points.find('"').unwrap_or(0)]
+                .split_whitespace()
+                .count()
+        })
+        .collect();
+    assert_eq!(lines, vec![20, 2], "{svg}");
+    assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
 
     // inspect: method, head labels from the string labels (sorted), parameter count.
     let info = json(&sb.ok(&["--json", "inspect", &adapter.display().to_string()]));

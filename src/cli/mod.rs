@@ -5,6 +5,7 @@
 //! command line fails in one line naming the flag, before any model is loaded or downloaded.
 //! [`parse_or_exit`] prints such an error as one line and exits with [`EXIT_USAGE`].
 
+pub mod curve;
 pub mod run_dir;
 pub mod table;
 

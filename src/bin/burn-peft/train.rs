@@ -30,7 +30,7 @@ pub struct TrainCmd {
     #[arg(long, value_name = "FILE", value_parser = burn_peft::cli::existing_file,
           requires = "valid", conflicts_with = "task")]
     train: Option<PathBuf>,
-    /// Output directory: adapter/, metrics.json, metrics.csv, checkpoints; one holding a run
+    /// Output directory: adapter/, metrics.json, metrics.csv, curve.svg, checkpoints; one holding a run
     /// needs --resume or --overwrite [default: runs/<task or file>-<method>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -237,6 +237,8 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
         &run_dir.join("metrics.csv"),
         metrics_csv(&report).as_bytes(),
     )?;
+    let curve = burn_peft::cli::curve::curve_svg(&report).map_err(failed)?;
+    write_file(&run_dir.join("curve.svg"), curve.as_bytes())?;
     if out.json {
         return out.print_json(&report);
     }
@@ -245,10 +247,11 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
         results_table(&[ResultRow::from_training(&report)], base.bytes)
     );
     println!(
-        "adapter: {} | metrics: {}, {}",
+        "adapter: {} | metrics: {}, {} | curves: {}",
         report.adapter_dir.display(),
         run_dir.join("metrics.json").display(),
-        run_dir.join("metrics.csv").display()
+        run_dir.join("metrics.csv").display(),
+        run_dir.join("curve.svg").display()
     );
     Ok(())
 }
