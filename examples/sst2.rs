@@ -25,7 +25,8 @@
 //!   dropout, 0.0), `--grad-accumulation N` (1), `--log-every N` (50),
 //!   `--train-order FILE` (first-epoch order: one 0-based row index per line, e.g. the PyTorch
 //!   peer's `sst2_train_perm_seed0.txt`)
-//! - `--out DIR` (default `runs/sst2-<method>`): checkpoints, `adapter/`, `metrics.json`. An
+//! - `--out DIR` (default `runs/sst2-<method>`): checkpoints, `adapter/`, `metrics.json`,
+//!   `curve.svg` (training loss per batch, validation accuracy per epoch). An
 //!   `--out` that holds a run is refused (exit 2, before any download) unless the command says
 //!   what to do with it: `--resume` continues it from its last checkpoint (the same settings
 //!   are required: a different method, batch size, learning rate, seed, ... is refused, naming
@@ -277,10 +278,16 @@ fn run(cli: Cli) -> Result<(), AnyError> {
         "\n{}",
         results_table(&[ResultRow::from_training(&report)], base_bytes)
     );
+    let curve = out.join("curve.svg");
+    burn_peft::core::file::write_atomic(
+        &curve,
+        burn_peft::cli::curve::curve_svg(&report)?.as_bytes(),
+    )?;
     println!(
-        "\nadapter: {} | metrics: {}",
+        "\nadapter: {} | metrics: {} | curves: {}",
         report.adapter_dir.display(),
-        out.join("metrics.json").display()
+        out.join("metrics.json").display(),
+        curve.display()
     );
     Ok(())
 }
