@@ -31,6 +31,9 @@ echo "a gripping, beautifully acted film" | "$BIN" predict "${MODEL[@]}" --adapt
 "$BIN" inspect runs/sst2/adapter
 "$BIN" convert "${MODEL[@]}" runs/sst2/adapter runs/sst2-hub --to adapterhub
 "$BIN" inspect runs/sst2-hub
+"$BIN" train "${MODEL[@]}" --task sst2 "${DATA[@]}" --method lora --head-pooling pooler --out runs/sst2-lora --max-steps 5 --log-every 0
+"$BIN" convert "${MODEL[@]}" runs/sst2-lora/adapter runs/sst2-peft --to peft
+"$BIN" inspect runs/sst2-peft
 "$BIN" generate --model "$ASSETS/models/tiny-random-gpt2" --tokenizer "$ASSETS/models/gpt2-tokenizer/tokenizer.json" \
     --prompt "Once upon a time" --max-new-tokens 20
 echo "cli quickstart: ok"

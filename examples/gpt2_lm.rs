@@ -35,11 +35,12 @@
 //! - `--epochs N` (1), `--batch-size N` (8), `--lr F` (1e-3), `--schedule linear|constant`
 //!   (linear: 6% warm-up then linear decay), `--grad-accumulation N` (1), `--log-every N` (10),
 //!   `--seed N` (42; also the sampling seed)
-//! - `--out DIR` (default `runs/gpt2-lm-<method>`): checkpoints, `adapter/`, `metrics.json`;
-//!   rerunning with the same `--out` resumes from the last checkpoint (with the same settings:
-//!   others are refused, naming the difference); Ctrl-C stops after the current step and
-//!   checkpoints it; a finished run in `--out` is reported (raise `--epochs` to continue it)
-//! - `--overwrite`: start over in `--out`, removing the earlier run's checkpoints and results
+//! - `--out DIR` (default `runs/gpt2-lm-<method>`): checkpoints, `adapter/`, `metrics.json`.
+//!   An `--out` that holds a run is refused (exit 2, before any download) unless the command
+//!   says what to do with it: `--resume` continues it from its last checkpoint (with the same
+//!   settings: others are refused, naming the difference; raise `--epochs` to continue a
+//!   finished run), `--overwrite` starts over, removing the earlier run's checkpoints and
+//!   results. Ctrl-C stops after the current step and checkpoints it (rerun with `--resume`)
 //! - `--checkpoint-every N` (200): a checkpoint every N optimizer steps (also at each epoch end)
 //!
 //! Generation:
@@ -52,12 +53,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::train::Interrupter;
-use burn_peft::cli::{GenerationArgs, ScheduleArg, continue_prompt};
+use burn_peft::cli::{GenerationArgs, RunDirArgs, ScheduleArg, continue_prompt};
 use burn_peft::core::{AdapterConfig, BottleneckWidth};
 use burn_peft::models::gpt2::Gpt2Model;
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
-use burn_peft::train::TrainError;
 use burn_peft::train::lm::{
     LmData, LmTrainingConfig, Remainder, TextFormat, load_lm_blocks, train_causal_lm,
 };
@@ -156,9 +156,8 @@ struct Cli {
     /// Output directory [default: runs/gpt2-lm-<method>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Start over in --out, removing the earlier run's checkpoints and results
-    #[arg(long)]
-    overwrite: bool,
+    #[command(flatten)]
+    run_dir: RunDirArgs,
     /// A checkpoint every N optimizer steps (also at each epoch end)
     #[arg(long, value_name = "N", default_value_t = 200)]
     checkpoint_every: usize,
@@ -219,8 +218,9 @@ fn run(cli: Cli) -> Result<(), AnyError> {
         .with_seed(seed)
         .with_checkpoint_every(cli.checkpoint_every)
         .with_model_id(Some(model_spec.clone()))
-        .with_log_every(cli.log_every);
-    let overwrite = cli.overwrite;
+        .with_log_every(cli.log_every)
+        .with_resume(cli.run_dir.resume);
+    let overwrite = cli.run_dir.overwrite;
     let prompt = cli.generation.prompt.clone();
     let generation = cli.generation.config(seed);
     let out = cli
@@ -229,6 +229,10 @@ fn run(cli: Cli) -> Result<(), AnyError> {
         .unwrap_or_else(|| PathBuf::from(format!("runs/gpt2-lm-{method}")));
     config.validate()?;
     generation.validate()?;
+    // An earlier run in --out needs --resume or --overwrite: decided before any download.
+    if let Err(message) = cli.run_dir.check(&out, cli.epochs) {
+        burn_peft::cli::exit_usage(&message);
+    }
 
     // Model, tokenizer.
     let mut files = vec!["config.json", "model.safetensors"];
@@ -304,8 +308,8 @@ fn run(cli: Cli) -> Result<(), AnyError> {
     let on_ctrl_c = interrupter.clone();
     ctrlc::set_handler(move || {
         eprintln!(
-            "\nCtrl-C: stopping after the current step and checkpointing it (rerun the same \
-             command to resume)..."
+            "\nCtrl-C: stopping after the current step and checkpointing it (rerun with \
+             --resume to continue)..."
         );
         on_ctrl_c.stop(Some("Ctrl-C"));
     })?;
@@ -320,14 +324,7 @@ fn run(cli: Cli) -> Result<(), AnyError> {
             ..RunOptions::default()
         },
     );
-    let (trained, report) = match result {
-        Ok(done) => done,
-        Err(TrainError::RunFinished { epochs, .. }) => {
-            common::print_finished_run(&out, epochs);
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (trained, report) = result?;
     if report.interrupted {
         eprintln!(
             "interrupted: adapter so far saved to {}",

@@ -25,17 +25,20 @@
 //!   dropout, 0.0), `--grad-accumulation N` (1), `--log-every N` (50),
 //!   `--train-order FILE` (first-epoch order: one 0-based row index per line, e.g. the PyTorch
 //!   peer's `sst2_train_perm_seed0.txt`)
-//! - `--out DIR` (default `runs/sst2-<method>`): checkpoints, `adapter/`, `metrics.json`;
-//!   rerunning with the same `--out` resumes from the last checkpoint (the same settings are
-//!   required: a different method, batch size, learning rate, seed, ... is refused, naming
-//!   it); Ctrl-C stops after the current step and checkpoints it. A finished run in `--out` is
-//!   reported (raise `--epochs` to continue it)
+//! - `--out DIR` (default `runs/sst2-<method>`): checkpoints, `adapter/`, `metrics.json`,
+//!   `curve.svg` (training loss per batch, validation accuracy per epoch). An
+//!   `--out` that holds a run is refused (exit 2, before any download) unless the command says
+//!   what to do with it: `--resume` continues it from its last checkpoint (the same settings
+//!   are required: a different method, batch size, learning rate, seed, ... is refused, naming
+//!   it; raise `--epochs` to continue a finished run), `--overwrite` starts over. Ctrl-C stops
+//!   after the current step and checkpoints it (rerun with `--resume`)
 //! - `--adapter-init identity|bert|houlsby|mam` (identity: zero up-projection, a fresh adapter
 //!   changes nothing; bert: AdapterHub's default for `seq_bn`), `--head-init pytorch|adapterhub`
 //!   (pytorch), `--max-grad-norm F|none` (1.0). The PyTorch + AdapterHub peer's recipe
 //!   (`bench_peer.py epoch`): `--adapter-init bert --head-init adapterhub --max-grad-norm none
 //!   --schedule constant --train-order sst2_train_perm_seed0.txt` (see `docs/fidelity.md`)
-//! - `--overwrite`: start over in `--out`, removing the earlier run's checkpoints and results
+//! - `--resume`: continue the run in `--out`; `--overwrite`: start over in `--out`, removing
+//!   the earlier run's checkpoints and results (not both)
 //! - `--checkpoint-every N` (200): a checkpoint every N optimizer steps (also at each epoch end)
 //!
 //! The same command with the same `--seed` on the same backend gives the same numbers: the
@@ -63,7 +66,6 @@ use burn_peft::models::bert::BertConfig;
 use burn_peft::models::head::HeadPooling;
 use burn_peft::models::hub::resolve_model_dir;
 use burn_peft::models::tokenizer::TextTokenizer;
-use burn_peft::train::TrainError;
 use burn_peft::train::data::{
     ClassificationBatcher, GlueDataset, GlueTask, Split, TokenizedDataset, download_glue,
     load_permutation,
@@ -128,6 +130,16 @@ fn run(cli: Cli) -> Result<(), AnyError> {
     let device = burn_peft::device::select_device(cli.device.as_deref())?;
     let config = cli.train.config(&cli.model);
     config.validate()?;
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/sst2-{}", cli.train.adapter.method.name())));
+    // An earlier run in --out needs --resume or --overwrite: decided before any download.
+    if !cli.eval_only
+        && let Err(message) = cli.train.run_dir.check(&out, cli.train.epochs)
+    {
+        burn_peft::cli::exit_usage(&message);
+    }
     // Every adapter's config is read (and checked) before the base is resolved.
     let heads = cli
         .adapter
@@ -225,16 +237,12 @@ fn run(cli: Cli) -> Result<(), AnyError> {
     } else {
         HeadPooling::DenseTanh
     };
-    let out = cli
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/sst2-{}", cli.train.adapter.method.name())));
     let interrupter = Interrupter::new();
     let on_ctrl_c = interrupter.clone();
     ctrlc::set_handler(move || {
         eprintln!(
-            "\nCtrl-C: stopping after the current step and checkpointing it (rerun the same \
-             command to resume)..."
+            "\nCtrl-C: stopping after the current step and checkpointing it (rerun with \
+             --resume to continue)..."
         );
         on_ctrl_c.stop(Some("Ctrl-C"));
     })?;
@@ -255,18 +263,11 @@ fn run(cli: Cli) -> Result<(), AnyError> {
         &out,
         RunOptions {
             interrupter: Some(interrupter),
-            overwrite: cli.train.overwrite,
+            overwrite: cli.train.run_dir.overwrite,
             ..RunOptions::default()
         },
     );
-    let report = match result {
-        Ok((_, report)) => report,
-        Err(TrainError::RunFinished { epochs, .. }) => {
-            common::print_finished_run(&out, epochs);
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (_, report) = result?;
     if report.interrupted {
         eprintln!(
             "interrupted: adapter so far saved to {}",
@@ -277,10 +278,16 @@ fn run(cli: Cli) -> Result<(), AnyError> {
         "\n{}",
         results_table(&[ResultRow::from_training(&report)], base_bytes)
     );
+    let curve = out.join("curve.svg");
+    burn_peft::core::file::write_atomic(
+        &curve,
+        burn_peft::cli::curve::curve_svg(&report)?.as_bytes(),
+    )?;
     println!(
-        "\nadapter: {} | metrics: {}",
+        "\nadapter: {} | metrics: {} | curves: {}",
         report.adapter_dir.display(),
-        out.join("metrics.json").display()
+        out.join("metrics.json").display(),
+        curve.display()
     );
     Ok(())
 }

@@ -1,232 +1,17 @@
 //! The `burn-peft` binary, run as a user would, on the committed tiny BERT fixture
-//! (`fixtures/tiny-bert`) with a word-level tokenizer and a small TSV dataset written here.
-//!
-//! Every run points `HF_ENDPOINT` and the GLUE URLs at a local listener that must never see a
-//! connection, and the caches at a temporary directory: nothing is downloaded.
+//! (`fixtures/tiny-bert`): the train → inspect → eval → predict → convert round trip, bad
+//! command lines, generation, the README's commands and every training method (helpers:
+//! `cli_common`; resuming and PEFT conversion: `cli_runs.rs`).
 
-use std::io::ErrorKind;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod cli_common;
 
+use std::path::PathBuf;
+
+use cli_common::{Sandbox, eval_accuracies, fixture, json, strs};
 use serde_json::Value;
 use tokenizers::Tokenizer;
 use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::pre_tokenizers::whitespace::Whitespace;
-
-const BIN: &str = env!("CARGO_BIN_EXE_burn-peft");
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny-bert")
-}
-
-/// A sandbox: a listener standing in for the Hub and GLUE servers, caches, data, tokenizer.
-struct Sandbox {
-    dir: tempfile::TempDir,
-    listener: TcpListener,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let sb = Self { dir, listener };
-        sb.write_tokenizer();
-        sb.write_data();
-        sb
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.path(name).display().to_string()
-    }
-
-    /// [PAD] 0, [UNK] 1, `w4`..`w98`: the tiny BERT's 99 ids.
-    fn write_tokenizer(&self) {
-        let mut vocab: Vec<(String, u32)> = vec![("[PAD]".into(), 0), ("[UNK]".into(), 1)];
-        vocab.extend((4..99u32).map(|i| (format!("w{i}"), i)));
-        let model = WordLevel::builder()
-            .vocab(vocab.into_iter().collect())
-            .unk_token("[UNK]".into())
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut tok = Tokenizer::new(model);
-        tok.with_pre_tokenizer(Some(Whitespace));
-        tok.save(self.path("tokenizer.json"), false)
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// Learnable with string labels: the first word says the class.
-    fn write_data(&self) {
-        let rows = |range: std::ops::Range<u32>| -> Vec<(String, &'static str)> {
-            range
-                .map(|k| {
-                    let pos = k % 2 == 1;
-                    let first = if pos {
-                        90 + (k * 5) % 8
-                    } else {
-                        4 + (k * 7) % 8
-                    };
-                    let noise: Vec<String> = (0..1 + k % 4)
-                        .map(|j| format!("w{}", 20 + (k * 13 + j * 29) % 60))
-                        .collect();
-                    (
-                        format!("w{first} {}", noise.join(" ")),
-                        if pos { "pos" } else { "neg" },
-                    )
-                })
-                .collect()
-        };
-        let tsv = |rows: &[(String, &str)]| {
-            let mut s = String::from("text\tsentiment\n");
-            for (t, l) in rows {
-                s.push_str(&format!("{t}\t{l}\n"));
-            }
-            s
-        };
-        let train = rows(0..160);
-        let valid = rows(160..200);
-        let write = |name: &str, text: String| {
-            std::fs::write(self.path(name), text).unwrap_or_else(|e| panic!("{e}"));
-        };
-        write("train.tsv", tsv(&train));
-        write("valid.tsv", tsv(&valid));
-        write(
-            "inputs.txt",
-            valid.iter().map(|(t, _)| format!("{t}\n")).collect(),
-        );
-        let mut bad = valid.clone();
-        bad[3].1 = "neutral";
-        write("bad_labels.tsv", tsv(&bad));
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with_stdin(args, None)
-    }
-
-    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let url = format!(
-            "http://{}",
-            self.listener
-                .local_addr()
-                .map_or_else(|e| panic!("{e}"), |a| a.to_string())
-        );
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env("HF_ENDPOINT", &url)
-            .env("HF_HOME", self.path("hf"))
-            .env_remove("HF_HUB_CACHE")
-            .env_remove("HF_HUB_OFFLINE")
-            .env("XDG_CACHE_HOME", self.path("cache"))
-            .env_remove("BURN_DEVICE")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for var in [
-            "BURN_PEFT_GLUE_SST2_URL",
-            "BURN_PEFT_GLUE_COLA_URL",
-            "BURN_PEFT_GLUE_RTE_URL",
-        ] {
-            cmd.env(var, format!("{url}/glue.zip"));
-        }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            pipe.write_all(text.as_bytes())
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-        match self.listener.accept() {
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            other => panic!(
-                "`burn-peft {}` contacted the network: {other:?}",
-                args.join(" ")
-            ),
-        }
-        out
-    }
-
-    /// Run; expect success and return stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "`burn-peft {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Run; expect exit `code` with one stderr line containing `needle`, and no panic.
-    fn fails(&self, args: &[&str], code: i32, needle: &str) {
-        let out = self.run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let what = format!("`burn-peft {}`", args.join(" "));
-        assert_eq!(out.status.code(), Some(code), "{what}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{what} panicked: {stderr}");
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{what}: not one line: {stderr}");
-        assert!(lines[0].starts_with("error: "), "{what}: {stderr}");
-        assert!(
-            lines[0].contains(needle),
-            "{what}: `{needle}` not in {stderr}"
-        );
-    }
-
-    fn model_args(&self) -> Vec<String> {
-        vec![
-            "--model".into(),
-            fixture().display().to_string(),
-            "--tokenizer".into(),
-            self.p("tokenizer.json"),
-        ]
-    }
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-fn eval_accuracies(sb: &Sandbox, adapters: &[&Path]) -> Vec<(String, f64)> {
-    let mut args = vec!["--json".to_string(), "eval".into()];
-    args.extend(sb.model_args());
-    args.extend(["--valid".into(), sb.p("valid.tsv")]);
-    args.extend(["--label-column".into(), "sentiment".into()]);
-    for a in adapters {
-        args.extend(["--adapter".into(), a.display().to_string()]);
-    }
-    let rows = json(&sb.ok(&strs(&args)));
-    rows.as_array()
-        .unwrap_or_else(|| panic!("not an array: {rows}"))
-        .iter()
-        .map(|r| {
-            (
-                r["adapter"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                r["eval"]["accuracy"].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect()
-}
 
 #[test]
 fn train_inspect_eval_predict_convert_round_trip() {
@@ -263,6 +48,14 @@ fn train_inspect_eval_predict_convert_round_trip() {
         .as_f64()
         .unwrap_or(f64::NAN);
     assert!(trained_acc > 75.0, "the tiny task did not train: {report}");
+    // The validation set is scored once per epoch: after epoch 1 in the loop (burn-train's
+    // log of it in valid/epoch-1), and the final weights once at the end (no valid/epoch-2).
+    assert_eq!(report["valid_evaluations"], 2, "{report}");
+    assert!(run.join("valid/epoch-1").is_dir());
+    assert!(
+        !run.join("valid/epoch-2").exists(),
+        "the last epoch scored twice"
+    );
 
     // metrics.csv: a row per batch (160 examples / 16 = 10 a epoch), then one per epoch, whose
     // validation accuracy at the end is the report's.
@@ -293,6 +86,25 @@ fn train_inspect_eval_predict_convert_round_trip() {
     let last_valid: f64 = epochs[1][7].parse().unwrap_or(f64::NAN);
     assert!((last_valid - trained_acc).abs() < 1e-6, "{csv}");
     assert!(run.join("metrics.json").is_file());
+    // curve.svg: an SVG document with the loss of each of the 20 batches as one line, and the
+    // validation accuracy of each of the 2 epochs as a line and a marker each.
+    let svg = std::fs::read_to_string(run.join("curve.svg")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    let lines: Vec<usize> = svg
+        .split("<polyline")
+        .skip(1)
+        .map(|el| {
+            let points = el.split("points=\"").nth(1).unwrap_or_default();
+            points[..points.find('"').unwrap_or(0)]
+                .split_whitespace()
+                .count()
+        })
+        .collect();
+    assert_eq!(lines, vec![20, 2], "{svg}");
+    assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
 
     // inspect: method, head labels from the string labels (sorted), parameter count.
     let info = json(&sb.ok(&["--json", "inspect", &adapter.display().to_string()]));
@@ -443,38 +255,6 @@ fn train_inspect_eval_predict_convert_round_trip() {
         1,
         "label `neutral` is not one of the head's labels (neg, pos)",
     );
-    // Rerunning a finished run is reported, not retrained.
-    let out = sb.run(&[
-        "--quiet",
-        "train",
-        "--model",
-        &fixture().display().to_string(),
-        "--tokenizer",
-        &sb.p("tokenizer.json"),
-        "--train",
-        &sb.p("train.tsv"),
-        "--valid",
-        &sb.p("valid.tsv"),
-        "--label-column",
-        "sentiment",
-        "--out",
-        &run.display().to_string(),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--lr",
-        "1e-2",
-        "--reduction-factor",
-        "4",
-        "--adapter-init",
-        "bert",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -541,7 +321,7 @@ fn bad_command_lines_fail_in_one_line_before_any_download() {
             &fixture().display().to_string(),
             "b",
             "--to",
-            "peft",
+            "onnx",
         ],
         2,
         "--to",
@@ -739,6 +519,12 @@ fn every_adapter_method_trains_saves_and_evaluates() {
             .as_f64()
             .unwrap_or(f64::NAN);
         assert!(trained_acc.is_finite(), "{method}: {report}");
+        // One epoch: the validation set scored once, after training (not also in the loop).
+        assert_eq!(report["valid_evaluations"], 1, "{method}: {report}");
+        assert!(
+            !run.join("valid").exists(),
+            "{method}: scored in the loop too"
+        );
         let adapter = run.join("adapter");
         let info = json(&sb.ok(&["--json", "inspect", &adapter.display().to_string()]));
         let expected = match method {

@@ -5,7 +5,11 @@
 //! command line fails in one line naming the flag, before any model is loaded or downloaded.
 //! [`parse_or_exit`] prints such an error as one line and exits with [`EXIT_USAGE`].
 
+pub mod curve;
+pub mod run_dir;
 pub mod table;
+
+pub use run_dir::RunDirArgs;
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +62,13 @@ where
             std::process::exit(i32::from(EXIT_USAGE));
         }
     }
+}
+
+/// Print `error: {message}` (one line) and exit with [`EXIT_USAGE`]: a command line that
+/// cannot run, found before anything was loaded (the examples' `--resume` checks).
+pub fn exit_usage(message: &str) -> ! {
+    eprintln!("error: {}", message.replace('\n', " "));
+    std::process::exit(i32::from(EXIT_USAGE));
 }
 
 /// A clap error message as one line: the error and its tip, without the usage block.
@@ -473,9 +484,9 @@ pub struct ClassifierTrainArgs {
     /// A checkpoint every N optimizer steps (also at each epoch end; 0: only there)
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub checkpoint_every: usize,
-    /// Start over in the output directory, removing the earlier run's checkpoints and results
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub run_dir: RunDirArgs,
 }
 
 impl ClassifierTrainArgs {
@@ -508,6 +519,7 @@ impl ClassifierTrainArgs {
             .with_model_id(Some(model_id.to_string()))
             .with_head_init(self.head_init.into())
             .with_log_every(self.log_every)
+            .with_resume(self.run_dir.resume)
     }
 }
 

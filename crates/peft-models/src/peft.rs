@@ -26,6 +26,30 @@ fn tensor<'a>(saved: &'a [SavedModuleTensor], key: &str) -> Option<&'a SavedModu
     saved.iter().find(|t| t.key == key)
 }
 
+/// The classes of the `modules_to_save` classifier in the PEFT directory `dir` (the first
+/// dimension of `classifier.weight`), read from the weights file's header; `None` when it saved
+/// no classifier.
+///
+/// # Errors
+/// The weights file cannot be read or its header parsed.
+pub fn peft_classifier_labels(dir: impl AsRef<Path>) -> Result<Option<usize>> {
+    let path = dir.as_ref().join(peft_core::peft::WEIGHTS_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| PeftError::Weights {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| PeftError::Weights {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    let key = format!("{}classifier.weight", peft_core::peft::PEFT_PREFIX);
+    Ok(meta
+        .tensors()
+        .get(&key)
+        .and_then(|t| t.shape.first().copied()))
+}
+
 /// Load a PEFT `SEQ_CLS` directory saved from `BertForSequenceClassification`: its adapter as
 /// `name` and, when it saved the classifier, a [`HeadPooling::Pooler`] head `name` (made the
 /// active head). Returns what was loaded. A failed load leaves the model as it was.

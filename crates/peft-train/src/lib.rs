@@ -3,6 +3,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`adapter_io`] | [`adapter_io::load_classifier_adapter`]: saved adapters onto a loaded base, swapping them |
+//! | [`correlation`] | [`correlation::pearson`], [`correlation::spearman`] (average ranks): STS-B's metrics as GLUE reports them |
 //! | [`data`] | GLUE tasks, TSV loading, tokenized datasets, batching padded to the longest item, seeded orders |
 //! | [`download`] | [`download::download_glue`]: a GLUE archive once into a cache, with timeouts, resumed retries, no leftovers |
 //! | [`loader`] | [`loader::EpochLoader`]: epoch-aware order and dropout seeding, so resumed runs continue exactly |
@@ -20,6 +21,7 @@
 
 pub mod adapter_io;
 pub mod checkpoint;
+pub mod correlation;
 pub mod data;
 pub mod download;
 pub mod error;

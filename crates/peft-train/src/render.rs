@@ -44,6 +44,11 @@ pub struct EpochSummary {
     pub train_seconds: f64,
     /// Examples trained on.
     pub train_examples: usize,
+    /// Validation examples scored after this epoch (0 for the run's last epoch, which the
+    /// run scores once at its end: its validation numbers are that final evaluation's).
+    pub valid_examples: usize,
+    /// Seconds spent scoring the validation set after this epoch.
+    pub valid_seconds: f64,
     /// The training batches of the epoch, in order (their loss and accuracy as burn-train
     /// reported them after each batch).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -247,19 +252,36 @@ impl TrainingProgressLogger for ProgressRenderer {
 
     fn end_split(&mut self) {
         let secs = self.started.elapsed().as_secs_f64();
+        let pick = |s: &SplitState, k: &str| s.finals.get(k).or(s.values.get(k)).copied();
+        // The summary is recorded when the training split ends (the run's last epoch has no
+        // validation split) and completed by the validation split that follows, if any.
         if self.split == "train" {
-            let pick = |s: &SplitState, k: &str| s.finals.get(k).or(s.values.get(k)).copied();
             self.current.train_loss = pick(&self.train, "Loss");
             self.current.train_accuracy = pick(&self.train, "Accuracy");
             self.current.train_perplexity = pick(&self.train, "Perplexity");
             self.current.train_seconds = secs;
             self.current.train_examples = self.examples;
             self.current.train_examples_per_sec = self.examples as f64 / secs.max(1e-9);
+            if let Ok(mut s) = self.summaries.lock() {
+                s.push(self.current.clone());
+            }
+            let c = &self.current;
+            if self.epoch >= self.total_epochs && self.examples >= self.split_total {
+                self.say(format!(
+                    "epoch {} done: train loss {} | {:.1} ex/s, {:.1}s (validation: once, at the \
+                     end of the run)",
+                    c.epoch,
+                    c.train_loss.map_or("-".into(), |v| format!("{v:.4}")),
+                    c.train_examples_per_sec,
+                    c.train_seconds
+                ));
+            }
         } else {
-            let pick = |s: &SplitState, k: &str| s.finals.get(k).or(s.values.get(k)).copied();
             self.current.valid_loss = pick(&self.valid, "Loss");
             self.current.valid_accuracy = pick(&self.valid, "Accuracy");
             self.current.valid_perplexity = pick(&self.valid, "Perplexity");
+            self.current.valid_examples = self.examples;
+            self.current.valid_seconds = secs;
             let c = &self.current;
             let fmt = |v: Option<f64>, pct: bool| match v {
                 Some(v) if pct => format!("{v:.2}%"),
@@ -289,8 +311,10 @@ impl TrainingProgressLogger for ProgressRenderer {
                 c.train_examples_per_sec,
                 c.train_seconds
             ));
-            if let Ok(mut s) = self.summaries.lock() {
-                s.push(self.current.clone());
+            if let Ok(mut s) = self.summaries.lock()
+                && let Some(last) = s.last_mut().filter(|e| e.epoch == c.epoch)
+            {
+                *last = c.clone();
             }
         }
     }

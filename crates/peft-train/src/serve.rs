@@ -18,6 +18,7 @@ use peft_core::{
 use peft_models::adapterhub::load_adapterhub_classifier;
 use peft_models::bert::BertInput;
 use peft_models::head::{BertClassifier, ClassificationHeadConfig, HeadMeta, HeadPooling};
+use peft_models::peft::{load_peft_classifier, peft_classifier_labels};
 
 use crate::adapter_io::load_classifier_adapter;
 use crate::data::{ClassificationBatcher, EncodedItem};
@@ -32,6 +33,9 @@ pub enum DirFormat {
     BurnPeft,
     /// AdapterHub's `save_adapter` directory (`adapter_config.json` with a `config` object).
     AdapterHub,
+    /// Hugging Face PEFT's `save_pretrained` directory (`adapter_config.json` with a
+    /// `peft_type`, `adapter_model.safetensors`): LoRA or IA³, `SEQ_CLS` classifier.
+    Peft,
 }
 
 impl DirFormat {
@@ -39,6 +43,8 @@ impl DirFormat {
     pub fn of(dir: &Path) -> Self {
         if is_hub_dir(dir) {
             Self::AdapterHub
+        } else if peft_core::peft::is_peft_dir(dir) {
+            Self::Peft
         } else {
             Self::BurnPeft
         }
@@ -62,6 +68,14 @@ pub struct DirHead {
 /// # Errors
 /// A missing or malformed config file; an AdapterHub static head (not a classifier head).
 pub fn dir_head(dir: &Path) -> Result<DirHead> {
+    if DirFormat::of(dir) == DirFormat::Peft {
+        // PEFT saves no class names; its classifier sits on the pooler.
+        return Ok(DirHead {
+            num_labels: peft_classifier_labels(dir)?.unwrap_or(2),
+            pooling: HeadPooling::Pooler,
+            labels: Vec::new(),
+        });
+    }
     if DirFormat::of(dir) == DirFormat::AdapterHub {
         let path = dir.join(adapterhub::HEAD_CONFIG_FILE);
         if !path.is_file() {
@@ -220,6 +234,25 @@ pub fn load_adapter_as(
     let format = DirFormat::of(dir);
     let head = dir_head(dir)?;
     let (kind, has_adapter, weights) = match format {
+        DirFormat::Peft => {
+            if peft_classifier_labels(dir)?.is_none() {
+                return Err(TrainError::NotAnAdapter {
+                    path: dir.to_path_buf(),
+                    message: "its PEFT weights hold no `classifier` (modules_to_save): there is \
+                              no head to classify with"
+                        .into(),
+                });
+            }
+            // It makes its head the active one: the active head is left as it was.
+            let active = model.active_head.clone();
+            let loaded = load_peft_classifier(model, dir, name, device)?;
+            model.active_head = active;
+            (
+                loaded.config.kind().name(),
+                true,
+                dir.join(peft_core::peft::WEIGHTS_FILE),
+            )
+        }
         DirFormat::AdapterHub => {
             let loaded = load_adapterhub_classifier(model, dir, Some(name), device)?;
             let kind = loaded.adapter.config.kind().name();

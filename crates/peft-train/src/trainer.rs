@@ -31,7 +31,7 @@ use crate::predict::{BatchOrder, predict};
 use crate::render::EpochSummary;
 pub use crate::run::RunOptions;
 use crate::run::{
-    Fingerprint, RunData, RunSpec, Trained, check_not_empty, io_err, loop_config,
+    Fingerprint, RunData, RunSpec, Trained, check_not_empty, fill_final, io_err, loop_config,
     save_adapter_artefact, train_task, training_device, write_json,
 };
 use crate::task::ClassificationTask;
@@ -268,6 +268,25 @@ pub struct EvalReport {
     pub examples_per_sec: f64,
 }
 
+impl EvalReport {
+    /// The report of the validation pass recorded in `epoch` (how early stopping scored the
+    /// final weights), or `None` if that epoch was not scored.
+    fn from_summary(epoch: &EpochSummary) -> Option<Self> {
+        let (accuracy, loss) = (epoch.valid_accuracy?, epoch.valid_loss?);
+        let examples = epoch.valid_examples;
+        if examples == 0 {
+            return None;
+        }
+        Some(Self {
+            accuracy,
+            correct: (accuracy * examples as f64 / 100.0).round() as usize,
+            examples,
+            loss,
+            examples_per_sec: examples as f64 / epoch.valid_seconds.max(1e-9),
+        })
+    }
+}
+
 /// What a training run produced.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainingReport {
@@ -283,6 +302,9 @@ pub struct TrainingReport {
     pub epochs: Vec<EpochSummary>,
     /// Final evaluation on the validation set.
     pub final_eval: EvalReport,
+    /// Passes over the validation set this process made: one per epoch before the last, and
+    /// one for the final weights (none extra when early stopping had just scored them).
+    pub valid_evaluations: usize,
     /// Wall-clock seconds of the run.
     pub seconds: f64,
     /// Epochs completed before this process, if it resumed a checkpoint.
@@ -583,17 +605,32 @@ pub fn train_classifier(
         interrupted,
         early_stopped,
         steps,
-        epochs,
+        mut epochs,
+        valid_passes,
     } = trained;
 
+    // The final weights, scored once: early stopping scored them after their epoch already;
+    // otherwise (the last epoch, or an interruption) they are scored here.
+    let scored = epochs.last().filter(|_| early_stopped && !interrupted);
+    let (final_eval, valid_evaluations) = match scored.and_then(EvalReport::from_summary) {
+        Some(report) => (report, valid_passes),
+        None => {
+            let report = evaluate(
+                &model,
+                &data.valid,
+                &batcher,
+                config.eval_batch_size,
+                &device,
+            )?;
+            fill_final(&mut epochs, config.epochs, |e| {
+                e.valid_loss = Some(report.loss);
+                e.valid_accuracy = Some(report.accuracy);
+            });
+            (report, valid_passes + 1)
+        }
+    };
+
     // Artefacts.
-    let final_eval = evaluate(
-        &model,
-        &data.valid,
-        &batcher,
-        config.eval_batch_size,
-        &device,
-    )?;
     let (adapter_dir, adapter_bytes) = match (&config.method, &base_dir) {
         (TrainingMethod::Full, Some(base_dir)) => {
             // A whole model, not an adapter: loading it over a shared base would replace it.
@@ -628,6 +665,7 @@ pub fn train_classifier(
         adapters_attached: attached.map(|a| a.attached.len()).unwrap_or(0),
         epochs,
         final_eval,
+        valid_evaluations,
         seconds: started.elapsed().as_secs_f64(),
         resumed_from_epoch: resumed.as_ref().map(|s| s.epochs_done),
         resumed_from_step: resumed.as_ref().map(|s| s.step),

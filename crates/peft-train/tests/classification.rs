@@ -14,7 +14,7 @@ use peft_train::adapter_io::{FULL_MODEL_FILE, load_classifier_adapter, load_full
 use peft_train::checkpoint::last_checkpoint;
 use peft_train::data::ClassificationBatcher;
 use peft_train::optim::{OptimConfig, Schedule};
-use peft_train::trainer::{TrainingMethod, train_classifier, train_classifier_from_dir};
+use peft_train::trainer::{TrainingMethod, evaluate, train_classifier, train_classifier_from_dir};
 
 #[test]
 fn adapters_learn_a_synthetic_task_and_the_base_stays_frozen() {
@@ -169,7 +169,7 @@ fn early_stopping_ends_the_run_at_the_expected_epoch() {
         .with_early_stopping_patience(Some(2));
     let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let batcher = ClassificationBatcher::new(tok);
-    let (_, report) = train_classifier(
+    let (trained, report) = train_classifier(
         model(&device),
         &data,
         batcher.clone(),
@@ -190,6 +190,19 @@ fn early_stopping_ends_the_run_at_the_expected_epoch() {
     );
     assert!(report.early_stopped);
     assert_eq!(report.steps, 30);
+    // The final weights are epoch 3's, which early stopping had just scored: that score is the
+    // final evaluation (3 passes over the validation set, not 4), and it agrees with
+    // `evaluate` on the returned model.
+    assert_eq!(report.valid_evaluations, 3, "{report:?}");
+    assert_eq!(Some(report.final_eval.accuracy), accuracies.last().copied());
+    assert_eq!(report.final_eval.examples, data.valid.len());
+    let scored =
+        evaluate(&trained, &data.valid, &batcher, 64, &device).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scored.correct, report.final_eval.correct);
+    assert!(
+        (scored.loss - report.final_eval.loss).abs() < 1e-5,
+        "{scored:?}"
+    );
     let state = last_checkpoint(out.path().join("checkpoints"))
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("no checkpoint"));

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use burn_peft::core::adapterhub::{self, HubFile};
 use burn_peft::core::{AdapterFile, AdapterMethod, DEFAULT_ADAPTER, read_adapter_file};
 use burn_peft::models::adapterhub::save_adapterhub_classifier;
-use burn_peft::models::head::{BertClassifier, ClassificationHeadConfig};
+use burn_peft::models::head::{BertClassifier, ClassificationHeadConfig, HeadPooling};
+use burn_peft::models::peft::save_peft_classifier;
 use burn_peft::train::serve::{DirFormat, activate, dir_head, load_adapter_as};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
@@ -15,7 +16,8 @@ use crate::common::{BertArgs, CmdError, CmdResult, Output, failed};
 /// `burn-peft inspect`.
 #[derive(Args, Debug)]
 pub struct InspectCmd {
-    /// An adapter directory: ours (burn_peft_adapter.json) or AdapterHub's (adapter_config.json)
+    /// An adapter directory: ours (burn_peft_adapter.json), AdapterHub's or PEFT's
+    /// (adapter_config.json)
     #[arg(value_name = "DIR", value_parser = burn_peft::cli::existing_dir)]
     dir: PathBuf,
 }
@@ -125,11 +127,33 @@ fn describe_hub(dir: &Path) -> CmdResult<Value> {
     }))
 }
 
+fn describe_peft(dir: &Path) -> CmdResult<Value> {
+    let path = dir.join(burn_peft::core::peft::CONFIG_FILE);
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
+        .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let method = match config["peft_type"].as_str() {
+        Some("LORA") => "lora",
+        Some("IA3") => "ia3",
+        _ => "unknown",
+    };
+    let labels = burn_peft::models::peft::peft_classifier_labels(dir)?;
+    Ok(json!({
+        "format": "peft",
+        "method": method,
+        "config": config,
+        "base_model": {"model_name": config["base_model_name_or_path"]},
+        "task_type": config["task_type"],
+        "head": labels.map(|n| json!({"num_labels": n, "label_names": []})),
+        "parameters": safetensors_params(&dir.join(burn_peft::core::peft::WEIGHTS_FILE))?,
+    }))
+}
+
 /// Run `burn-peft inspect`.
 pub fn run_inspect(cmd: InspectCmd, out: &Output) -> CmdResult {
     let dir = &cmd.dir;
     let mut info = match DirFormat::of(dir) {
         DirFormat::AdapterHub => describe_hub(dir)?,
+        DirFormat::Peft => describe_peft(dir)?,
         DirFormat::BurnPeft => describe_ours(dir, &read_adapter_file(dir)?)?,
     };
     let files = file_sizes(dir)?;
@@ -160,14 +184,75 @@ pub fn run_inspect(cmd: InspectCmd, out: &Output) -> CmdResult {
 pub enum Format {
     /// AdapterHub's `save_adapter` directory (`adapters` 1.3 `load_adapter` reads it)
     Adapterhub,
+    /// Hugging Face PEFT's `save_pretrained` directory, `SEQ_CLS` task (LoRA with a head on
+    /// the pooler: `train --head-pooling pooler`; `PeftModel.from_pretrained` reads it)
+    Peft,
     /// Ours (`burn_peft_adapter.json` + `.safetensors`)
     BurnPeft,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Adapterhub => "adapterhub",
+            Self::Peft => "peft",
+            Self::BurnPeft => "burn-peft",
+        }
+    }
+}
+
+/// Error (naming `--to`) unless `src` can be written as `to`: PEFT has LoRA and IA³ (no
+/// bottleneck adapters, prefixes or prompts; IA³ is written without `modules_to_save`, so only
+/// LoRA keeps its classifier), and its `SEQ_CLS` classifier sits on the pooler.
+/// Read from the source's files only, before the base is loaded.
+fn check_target(src: &Path, from: DirFormat, to: Format) -> CmdResult {
+    if from == DirFormat::Peft && to == Format::Peft
+        || from == DirFormat::AdapterHub && to == Format::Adapterhub
+        || from == DirFormat::BurnPeft && to == Format::BurnPeft
+    {
+        return Err(CmdError::Usage(format!(
+            "--to {}: {} is already in that format",
+            to.name(),
+            src.display()
+        )));
+    }
+    if to != Format::Peft {
+        return Ok(());
+    }
+    let method = match from {
+        DirFormat::AdapterHub => "bottleneck".to_string(),
+        _ => read_adapter_file(src)?.adapter.name().to_string(),
+    };
+    match method.as_str() {
+        "lora" => {}
+        "ia3" => {
+            return Err(CmdError::Usage(format!(
+                "--to peft: {} holds an IA³ adapter; IA³ PEFT directories are written without \
+                 modules_to_save here, which would drop its classifier (LoRA converts)",
+                src.display()
+            )));
+        }
+        _ => {
+            return Err(CmdError::Usage(format!(
+                "--to peft: {} holds a {method} adapter; PEFT's format has LoRA and IA³ only",
+                src.display()
+            )));
+        }
+    }
+    if dir_head(src)?.pooling != HeadPooling::Pooler {
+        return Err(CmdError::Usage(format!(
+            "--to peft: the head in {} has its own dense layer; PEFT's SEQ_CLS classifier sits \
+             on the pooler (train with --head-pooling pooler)",
+            src.display()
+        )));
+    }
+    Ok(())
 }
 
 /// `burn-peft convert`.
 #[derive(Args, Debug)]
 pub struct ConvertCmd {
-    /// The adapter directory to convert (ours or AdapterHub's)
+    /// The adapter directory to convert (ours, AdapterHub's or PEFT's)
     #[arg(value_name = "SRC", value_parser = burn_peft::cli::existing_dir)]
     src: PathBuf,
     /// The directory to write (must not exist, or be empty)
@@ -196,16 +281,7 @@ pub fn run_convert(cmd: ConvertCmd, out: &Output) -> CmdResult {
             cmd.dst.display()
         )));
     }
-    let from = DirFormat::of(&cmd.src);
-    match (from, cmd.to) {
-        (DirFormat::AdapterHub, Format::Adapterhub) | (DirFormat::BurnPeft, Format::BurnPeft) => {
-            return Err(CmdError::Usage(format!(
-                "{} is already in that format",
-                cmd.src.display()
-            )));
-        }
-        _ => {}
-    }
+    check_target(&cmd.src, DirFormat::of(&cmd.src), cmd.to)?;
     let device = cmd.bert.device()?;
     let head = dir_head(&cmd.src)?;
     let base_dir = cmd.bert.resolve_dir()?;
@@ -219,7 +295,7 @@ pub fn run_convert(cmd: ConvertCmd, out: &Output) -> CmdResult {
     // The base head gets a name no adapter uses; the adapter is loaded as the target's name.
     let mut model = BertClassifier::new_named(bert, "burn_peft_base_head", &head_config, &device)?;
     let name = match cmd.to {
-        Format::BurnPeft => DEFAULT_ADAPTER.to_string(),
+        Format::BurnPeft | Format::Peft => DEFAULT_ADAPTER.to_string(),
         Format::Adapterhub => match &cmd.name {
             Some(n) => n.clone(),
             None => burn_peft::train::serve::free_name(&model, &cmd.src)?,
@@ -238,6 +314,9 @@ pub fn run_convert(cmd: ConvertCmd, out: &Output) -> CmdResult {
             }
             save_adapterhub_classifier(&model, &name, &cmd.dst)?;
         }
+        Format::Peft => {
+            save_peft_classifier(&model, &name, &cmd.dst, Some(&cmd.bert.model))?;
+        }
         Format::BurnPeft => {
             let config = burn_peft::core::adapters(&model)
                 .into_iter()
@@ -255,7 +334,7 @@ pub fn run_convert(cmd: ConvertCmd, out: &Output) -> CmdResult {
     }
     if out.json {
         return out.print_json(&json!({
-            "src": cmd.src, "dst": cmd.dst, "to": format!("{:?}", cmd.to).to_lowercase(),
+            "src": cmd.src, "dst": cmd.dst, "to": cmd.to.name(),
             "name": name,
         }));
     }
@@ -263,10 +342,7 @@ pub fn run_convert(cmd: ConvertCmd, out: &Output) -> CmdResult {
         "{} -> {} ({})",
         cmd.src.display(),
         cmd.dst.display(),
-        match cmd.to {
-            Format::Adapterhub => "adapterhub",
-            Format::BurnPeft => "burn-peft",
-        }
+        cmd.to.name()
     );
     Ok(())
 }

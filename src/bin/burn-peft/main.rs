@@ -8,6 +8,7 @@
 //! echo "a gripping film" | burn-peft predict --adapter runs/sst2/adapter
 //! burn-peft inspect runs/sst2/adapter
 //! burn-peft convert runs/sst2/adapter hub-dir --to adapterhub
+//! burn-peft convert runs/sst2-lora/adapter peft-dir --to peft   # LoRA, --head-pooling pooler
 //! burn-peft generate --model gpt2 --prompt "Once upon a time"
 //! ```
 //!
@@ -54,9 +55,9 @@ enum Command {
     Eval(eval::EvalCmd),
     /// Predict labels and probabilities for text lines (JSON Lines out)
     Predict(eval::PredictCmd),
-    /// Describe an adapter directory (ours or AdapterHub's)
+    /// Describe an adapter directory (ours, AdapterHub's or PEFT's)
     Inspect(inspect::InspectCmd),
-    /// Convert an adapter directory between our format and AdapterHub's
+    /// Convert an adapter directory between our format, AdapterHub's and PEFT's (LoRA)
     Convert(inspect::ConvertCmd),
     /// Continue a prompt with GPT-2, optionally with an adapter
     Generate(generate::GenerateCmd),

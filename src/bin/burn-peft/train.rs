@@ -7,7 +7,6 @@ use burn::train::Interrupter;
 use burn_peft::cli::table::{ResultRow, results_table};
 use burn_peft::cli::{ClassifierTrainArgs, MethodArg};
 use burn_peft::models::head::HeadPooling;
-use burn_peft::train::TrainError;
 use burn_peft::train::data::user::{LabelMap, read_examples};
 use burn_peft::train::data::{ClassificationBatcher, Split};
 use burn_peft::train::serve::set_head_labels;
@@ -31,20 +30,46 @@ pub struct TrainCmd {
     #[arg(long, value_name = "FILE", value_parser = burn_peft::cli::existing_file,
           requires = "valid", conflicts_with = "task")]
     train: Option<PathBuf>,
-    /// Output directory: adapter/, metrics.json, metrics.csv, checkpoints; rerunning with the
-    /// same directory resumes [default: runs/<task or file>-<method>]
+    /// Output directory: adapter/, metrics.json, metrics.csv, curve.svg, checkpoints; one holding a run
+    /// needs --resume or --overwrite [default: runs/<task or file>-<method>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// What the fresh head reads: `dense` (a dense + tanh layer on the [CLS] token, AdapterHub's
+    /// classification head) or `pooler` (the model's pre-trained pooler, like
+    /// BertForSequenceClassification: needed by `convert --to peft`) [default: dense; pooler for
+    /// --method full]
+    #[arg(long, value_enum, value_name = "POOLING")]
+    head_pooling: Option<PoolingArg>,
     #[command(flatten)]
     knobs: ClassifierTrainArgs,
 }
 
-/// What the user's data or the GLUE task gives: data, head size, class names, a run name.
+/// `--head-pooling`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PoolingArg {
+    /// A dense + tanh layer of the head's own on the [CLS] token.
+    Dense,
+    /// The base model's pooler.
+    Pooler,
+}
+
+/// The run's name in the default output directory: the task, or the training file's stem.
+fn run_name(cmd: &TrainCmd) -> String {
+    match (cmd.data.task, &cmd.train) {
+        (Some(task), _) => task.name().to_string(),
+        (None, Some(train)) => train
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into()),
+        (None, None) => "data".into(),
+    }
+}
+
+/// What the user's data or the GLUE task gives: data, head size, class names.
 struct Prepared {
     data: ClassificationData,
     num_labels: usize,
     labels: Vec<String>,
-    name: String,
 }
 
 fn prepare(cmd: &TrainCmd, out: &Output) -> CmdResult<(Prepared, crate::common::Base)> {
@@ -63,7 +88,6 @@ fn prepare(cmd: &TrainCmd, out: &Output) -> CmdResult<(Prepared, crate::common::
             },
             num_labels: task.num_labels(),
             labels: task.label_names().iter().map(|s| s.to_string()).collect(),
-            name: task.name().to_string(),
         };
         return Ok((prepared, base));
     }
@@ -92,16 +116,11 @@ fn prepare(cmd: &TrainCmd, out: &Output) -> CmdResult<(Prepared, crate::common::
         valid: file_items(valid, &columns, &labels, num_labels, tok)?,
         first_epoch_order: None,
     };
-    let name = train
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "data".into());
     Ok((
         Prepared {
             data,
             num_labels,
             labels: labels.names,
-            name,
         },
         base,
     ))
@@ -157,30 +176,35 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
     config
         .validate()
         .map_err(|e| CmdError::Usage(e.to_string()))?;
-    let (prepared, base) = prepare(&cmd, out)?;
     let run_dir = cmd.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/{}-{}",
-            prepared.name,
+            run_name(&cmd),
             cmd.knobs.adapter.method.name()
         ))
     });
+    // An earlier run there: continue it (--resume) or start over (--overwrite), decided
+    // before any file is read or model loaded.
+    cmd.knobs
+        .run_dir
+        .check(&run_dir, cmd.knobs.epochs)
+        .map_err(CmdError::Usage)?;
+    let (prepared, base) = prepare(&cmd, out)?;
     out.info(format!(
         "data: {} train / {} validation examples, {} classes",
         prepared.data.train.len(),
         prepared.data.valid.len(),
         prepared.num_labels
     ));
-    let pooling = if cmd.knobs.adapter.method == MethodArg::Full {
-        HeadPooling::Pooler
-    } else {
-        HeadPooling::DenseTanh
+    let pooling = match (cmd.head_pooling, cmd.knobs.adapter.method) {
+        (Some(PoolingArg::Pooler), _) | (None, MethodArg::Full) => HeadPooling::Pooler,
+        _ => HeadPooling::DenseTanh,
     };
     let interrupter = Interrupter::new();
     let on_ctrl_c = interrupter.clone();
     let _ = ctrlc::set_handler(move || {
         eprintln!(
-            "\nCtrl-C: stopping after the current step and checkpointing it (rerun to resume)..."
+            "\nCtrl-C: stopping after the current step and checkpointing it (rerun with --resume to continue)..."
         );
         on_ctrl_c.stop(Some("Ctrl-C"));
     });
@@ -197,22 +221,11 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
         RunOptions {
             interrupter: Some(interrupter),
             quiet: out.quiet,
-            overwrite: cmd.knobs.overwrite,
+            overwrite: cmd.knobs.run_dir.overwrite,
             ..RunOptions::default()
         },
     );
-    let report = match result {
-        Ok((_, report)) => report,
-        Err(TrainError::RunFinished { epochs, .. }) => {
-            out.info(format!(
-                "{} already holds a finished run ({epochs} epoch(s)); raise --epochs to continue \
-                 it, or add --overwrite to start over",
-                run_dir.display()
-            ));
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (_, report) = result?;
     if report
         .adapter_dir
         .join(burn_peft::core::file::CONFIG_FILE)
@@ -224,6 +237,8 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
         &run_dir.join("metrics.csv"),
         metrics_csv(&report).as_bytes(),
     )?;
+    let curve = burn_peft::cli::curve::curve_svg(&report).map_err(failed)?;
+    write_file(&run_dir.join("curve.svg"), curve.as_bytes())?;
     if out.json {
         return out.print_json(&report);
     }
@@ -232,10 +247,11 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
         results_table(&[ResultRow::from_training(&report)], base.bytes)
     );
     println!(
-        "adapter: {} | metrics: {}, {}",
+        "adapter: {} | metrics: {}, {} | curves: {}",
         report.adapter_dir.display(),
         run_dir.join("metrics.json").display(),
-        run_dir.join("metrics.csv").display()
+        run_dir.join("metrics.csv").display(),
+        run_dir.join("curve.svg").display()
     );
     Ok(())
 }

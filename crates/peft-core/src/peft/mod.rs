@@ -101,6 +101,17 @@ pub(crate) fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
+/// Whether `dir` is a PEFT directory: an `adapter_config.json` with a `peft_type` next to
+/// `adapter_model.safetensors` (told apart from AdapterHub's `adapter_config.json`, which has
+/// a `config` object and no `peft_type`).
+pub fn is_peft_dir(dir: &Path) -> bool {
+    dir.join(WEIGHTS_FILE).is_file()
+        && std::fs::read_to_string(dir.join(CONFIG_FILE))
+            .ok()
+            .and_then(|t| peft_type(&t))
+            .is_some()
+}
+
 /// The `peft_type` of a config text, if it has one.
 fn peft_type(text: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;

@@ -8,12 +8,13 @@
 //! One private submodule per seam, its items re-exported here: `task` ([`GlueTask`],
 //! [`Split`]), `tsv` ([`load_glue_tsv`], [`parse_glue_tsv`]), `dataset` ([`GlueDataset`],
 //! [`TokenizedDataset`]), `batch` ([`ClassificationBatcher`]), `order` ([`shuffled_indices`],
-//! [`load_permutation`]). The download lives in [`crate::download`]; its entry points are
+//! [`load_permutation`]), and the public `stsb` (GLUE STS-B's scored pairs: [`stsb::load_stsb_tsv`]). The download lives in [`crate::download`]; its entry points are
 //! re-exported here too.
 
 mod batch;
 mod dataset;
 mod order;
+pub mod stsb;
 mod task;
 mod tsv;
 pub mod user;

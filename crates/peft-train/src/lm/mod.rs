@@ -41,8 +41,8 @@ use crate::loader::{EpochLoader, EpochOrder};
 use crate::optim::OptimConfig;
 use crate::render::EpochSummary;
 use crate::run::{
-    Fingerprint, RunData, RunOptions, RunSpec, Trained, check_not_empty, io_err, loop_config,
-    save_adapter_artefact, train_task, training_device, write_json,
+    Fingerprint, RunData, RunOptions, RunSpec, Trained, check_not_empty, fill_final, io_err,
+    loop_config, save_adapter_artefact, train_task, training_device, write_json,
 };
 
 /// Settings of a causal-LM adapter training run.
@@ -348,12 +348,18 @@ pub fn train_causal_lm(
         resumed,
         interrupted,
         steps,
-        epochs,
+        mut epochs,
         ..
     } = trained;
 
-    // Artefacts.
+    // The final weights, scored once (the loop does not score the last epoch).
     let final_eval = evaluate_lm(&model, &data.valid, config.eval_batch_size)?;
+    fill_final(&mut epochs, config.epochs, |e| {
+        e.valid_loss = Some(final_eval.loss);
+        e.valid_perplexity = Some(final_eval.perplexity);
+    });
+
+    // Artefacts.
     let method = match &config.method {
         Some(m) => AdapterMethod::of(m),
         None => AdapterMethod::Bottleneck(config.adapter.clone()),

@@ -11,7 +11,7 @@ use crate::error::{Result, TrainError};
 
 /// The files and folders a run writes into its output directory; `overwrite` removes these
 /// (and nothing else) before starting over.
-pub const RUN_ARTEFACTS: [&str; 10] = [
+pub const RUN_ARTEFACTS: [&str; 12] = [
     "checkpoints",
     "experiment.log",
     "adapter",
@@ -19,6 +19,8 @@ pub const RUN_ARTEFACTS: [&str; 10] = [
     "model",
     "model-interrupted",
     "metrics.json",
+    "metrics.csv",
+    "curve.svg",
     "training_config.json",
     "train",
     "valid",
@@ -51,6 +53,52 @@ pub fn clear_run(out: &Path) -> Result<()> {
         result.map_err(io_err(&path))?;
     }
     Ok(())
+}
+
+/// What an output directory holds, as far as a new run there is concerned ([`run_state`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunState {
+    /// Nothing a run writes ([`RUN_ARTEFACTS`]): a run can start there.
+    Empty,
+    /// Some of a run's files, but no complete checkpoint to continue from.
+    NoCheckpoint,
+    /// A run with a complete checkpoint.
+    Checkpointed {
+        /// Epochs completed.
+        epochs_done: usize,
+        /// Optimizer steps done.
+        step: usize,
+        /// Whether early stopping ended the run (it cannot be continued).
+        early_stopped: bool,
+    },
+}
+
+impl RunState {
+    /// Whether a run of `epochs` epochs in this directory continues its checkpoint (rather
+    /// than finding it finished).
+    pub fn resumable(&self, epochs: usize) -> bool {
+        matches!(self, Self::Checkpointed { epochs_done, early_stopped: false, .. }
+            if *epochs_done < epochs)
+    }
+}
+
+/// What `out` holds: its last complete checkpoint (`out/checkpoints`), else whether any of
+/// [`RUN_ARTEFACTS`] exists. Reads only the checkpoint's state file.
+///
+/// # Errors
+/// A checkpoint state file that cannot be read or parsed.
+pub fn run_state(out: &Path) -> Result<RunState> {
+    if let Some(state) = crate::checkpoint::last_checkpoint(out.join("checkpoints"))? {
+        return Ok(RunState::Checkpointed {
+            epochs_done: state.epochs_done,
+            step: state.step,
+            early_stopped: state.early_stopped,
+        });
+    }
+    if RUN_ARTEFACTS.iter().any(|name| out.join(name).exists()) {
+        return Ok(RunState::NoCheckpoint);
+    }
+    Ok(RunState::Empty)
 }
 
 /// Save the trainable tensors of `model` described by `file` into `out/adapter` (or

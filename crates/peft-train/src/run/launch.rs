@@ -62,8 +62,10 @@ pub(crate) struct Launched<M> {
     pub early_stopped: bool,
     /// Optimizer steps done (whole run).
     pub steps: usize,
-    /// The epoch summaries of the epochs run in this process.
+    /// The epoch summaries of the epochs trained to their end in this process.
     pub epochs: Vec<EpochSummary>,
+    /// Passes over the validation set the loop made (the last epoch is not scored there).
+    pub valid_passes: usize,
 }
 
 /// The part of a run every task shares: add the learning-rate metric, the epoch count, the
@@ -138,6 +140,15 @@ pub(crate) fn launch<M: LearnerModel>(
         interrupted: result.interrupted.is_some(),
         early_stopped: outcome.early_stopped,
         steps: outcome.steps,
-        epochs: summaries.lock().map(|s| s.clone()).unwrap_or_default(),
+        epochs: summaries
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .filter(|e| outcome.completed_epochs.contains(&e.epoch))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        valid_passes: outcome.valid_passes,
     })
 }

@@ -17,12 +17,12 @@ mod session;
 mod start;
 mod strategy;
 
-pub use files::{RUN_ARTEFACTS, clear_run};
+pub use files::{RUN_ARTEFACTS, RunState, clear_run, run_state};
 pub use options::{RunOptions, StepHook};
 
 pub(crate) use files::{io_err, save_adapter_artefact, write_json};
 pub(crate) use session::{
-    LoopConfig, RunData, RunSpec, RunTask, Trained, check_not_empty, loop_config, train_task,
-    training_device,
+    LoopConfig, RunData, RunSpec, RunTask, Trained, check_not_empty, fill_final, loop_config,
+    train_task, training_device,
 };
 pub(crate) use start::Fingerprint;

@@ -169,8 +169,11 @@ pub(crate) struct Trained<M, P> {
     pub early_stopped: bool,
     /// Optimizer steps done (whole run).
     pub steps: usize,
-    /// The epoch summaries of the epochs run in this process.
+    /// The epoch summaries of the epochs trained to their end in this process (the last
+    /// epoch of the run without validation numbers: the caller scores it, [`fill_final`]).
     pub epochs: Vec<EpochSummary>,
+    /// Passes over the validation set the loop made (one per epoch that is not the last).
+    pub valid_passes: usize,
 }
 
 /// Train `model` as task `T` on `data`: the run loop the classification and causal-LM tasks
@@ -283,5 +286,18 @@ where
         early_stopped: launched.early_stopped,
         steps: launched.steps,
         epochs: launched.epochs,
+        valid_passes: launched.valid_passes,
     })
+}
+
+/// Record the caller's final evaluation in the summary of the run's last epoch (which the
+/// loop does not score), if this process trained it: `set` fills in the validation numbers.
+pub(crate) fn fill_final(
+    epochs: &mut [EpochSummary],
+    last_epoch: usize,
+    set: impl FnOnce(&mut EpochSummary),
+) {
+    if let Some(e) = epochs.last_mut().filter(|e| e.epoch == last_epoch) {
+        set(e);
+    }
 }

@@ -27,11 +27,20 @@ pub(crate) struct LoopOutcome {
     pub early_stopped: bool,
     /// Writing a checkpoint state failed.
     pub error: Option<String>,
+    /// The epochs this process trained to their end, in order.
+    pub completed_epochs: Vec<usize>,
+    /// Passes over the validation set made by the loop (one per epoch that is not the run's
+    /// last; the caller scores the last one once, after the loop).
+    pub valid_passes: usize,
 }
 
 /// burn-train's single-device loop, plus checkpoints at optimizer-step granularity: every
 /// `checkpoint_every` steps, at every epoch end and on interruption; each with a
 /// [`CheckpointState`] saying where to resume.
+///
+/// The validation set is scored after every epoch except the run's last (`num_epochs`): the
+/// caller evaluates the final weights once after the loop, so no weights are scored twice.
+/// Early stopping is consulted after the epochs that were scored.
 pub(crate) struct StepStrategy {
     pub(super) device: Device,
     pub(super) ckpt_dir: PathBuf,
@@ -226,39 +235,50 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for StepStrategy {
                 break;
             }
 
-            interrupter.fail_on_error(processor.process_valid(LearnerEvent::StartSplit {
-                epoch_number: epoch,
-                total_items: valid.num_items(),
-            }));
-            let model = learner.model().valid();
-            let mut iterator = valid.iter();
-            let mut iteration = 0;
-            while let Some(item) = next_item(iterator.next(), &interrupter) {
-                let progress = iterator.progress();
-                iteration += 1;
-                let item = InferenceStep::step(&model, item);
-                let item = TrainingItem::new(item, progress, Some(iteration), None);
-                interrupter
-                    .fail_on_error(processor.process_valid(LearnerEvent::ProcessedItem(item)));
-                if interrupter.should_stop() {
-                    break;
+            // The last epoch's weights are the run's result, scored once by the caller.
+            let last = epoch == num_epochs;
+            if !last {
+                interrupter.fail_on_error(processor.process_valid(LearnerEvent::StartSplit {
+                    epoch_number: epoch,
+                    total_items: valid.num_items(),
+                }));
+                let model = learner.model().valid();
+                let mut iterator = valid.iter();
+                let mut iteration = 0;
+                while let Some(item) = next_item(iterator.next(), &interrupter) {
+                    let progress = iterator.progress();
+                    iteration += 1;
+                    let item = InferenceStep::step(&model, item);
+                    let item = TrainingItem::new(item, progress, Some(iteration), None);
+                    interrupter
+                        .fail_on_error(processor.process_valid(LearnerEvent::ProcessedItem(item)));
+                    if interrupter.should_stop() {
+                        break;
+                    }
+                }
+                interrupter.fail_on_error(processor.process_valid(LearnerEvent::EndSplit(epoch)));
+                if let Ok(mut o) = self.outcome.lock() {
+                    o.valid_passes += 1;
                 }
             }
-            interrupter.fail_on_error(processor.process_valid(LearnerEvent::EndSplit(epoch)));
             interrupter.fail_on_error(processor.process_train(LearnerEvent::EndEpoch(epoch)));
             interrupter.fail_on_error(processor.flush());
 
             pos.epochs_done = epoch;
             pos.batches_done = 0;
+            if let Ok(mut o) = self.outcome.lock() {
+                o.completed_epochs.push(epoch);
+            }
             if interrupter.should_stop() {
                 if interrupter.error().is_none() && self.guard.report().non_finite.is_none() {
                     saver.save(&learner, &mut pos, false, false);
                 }
                 break;
             }
-            let stop = early_stopping
-                .as_mut()
-                .is_some_and(|e| e.should_stop(epoch, store));
+            let stop = !last
+                && early_stopping
+                    .as_mut()
+                    .is_some_and(|e| e.should_stop(epoch, store));
             let finished = stop || epoch == num_epochs;
             saver.save(&learner, &mut pos, finished, stop);
             if stop {
