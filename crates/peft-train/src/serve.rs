@@ -60,6 +60,8 @@ pub struct DirHead {
     pub pooling: HeadPooling,
     /// Class names by id, if the file names them.
     pub labels: Vec<String>,
+    /// Classifier or regression head (only our own files record a regression head).
+    pub problem_type: peft_core::ProblemType,
 }
 
 /// The head of the adapter directory `dir` (ours or AdapterHub's), read from its config files
@@ -74,6 +76,7 @@ pub fn dir_head(dir: &Path) -> Result<DirHead> {
             num_labels: peft_classifier_labels(dir)?.unwrap_or(2),
             pooling: HeadPooling::Pooler,
             labels: Vec::new(),
+            problem_type: peft_core::ProblemType::SingleLabelClassification,
         });
     }
     if DirFormat::of(dir) == DirFormat::AdapterHub {
@@ -83,6 +86,7 @@ pub fn dir_head(dir: &Path) -> Result<DirHead> {
                 num_labels: 2,
                 pooling: HeadPooling::DenseTanh,
                 labels: Vec::new(),
+                problem_type: peft_core::ProblemType::SingleLabelClassification,
             });
         }
         return match HubHeadFile::read(&path)?.head {
@@ -103,6 +107,7 @@ pub fn dir_head(dir: &Path) -> Result<DirHead> {
                         HeadPooling::DenseTanh
                     },
                     labels: labels.into_iter().map(|(_, l)| l).collect(),
+                    problem_type: peft_core::ProblemType::SingleLabelClassification,
                 })
             }
             HubHead::Static { .. } => Err(TrainError::NotAnAdapter {
@@ -122,11 +127,13 @@ pub fn dir_head(dir: &Path) -> Result<DirHead> {
                 HeadPooling::DenseTanh
             },
             labels: h.label_names.clone(),
+            problem_type: h.problem_type,
         },
         None => DirHead {
             num_labels: 2,
             pooling: HeadPooling::DenseTanh,
             labels: Vec::new(),
+            problem_type: peft_core::ProblemType::SingleLabelClassification,
         },
     })
 }
