@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! burn-peft train --task sst2 --out runs/sst2            # GLUE task (downloaded once)
+//! burn-peft train --task stsb --data glue/STS-B --out runs/stsb   # regression: Pearson/Spearman
 //! burn-peft train --train train.csv --valid dev.csv --label-column sentiment --out runs/mine
 //! burn-peft eval --adapter runs/sst2/adapter --adapter hub-dir --task sst2
 //! echo "a gripping film" | burn-peft predict --adapter runs/sst2/adapter
@@ -20,6 +21,7 @@ mod common;
 mod eval;
 mod generate;
 mod inspect;
+mod stsb;
 mod train;
 
 use std::process::ExitCode;
