@@ -31,7 +31,7 @@ pub fn check_train(
     }
     if config.early_stopping_patience.is_some() {
         return Err(CmdError::Usage(
-            "--early-stopping watches accuracy: not available with --task stsb".into(),
+            "early stopping watches accuracy: not available with --task stsb".into(),
         ));
     }
     match data.stsb_files(train)? {
