@@ -58,7 +58,7 @@ fn pearson(x: &[f64], y: &[f64]) -> f64 {
     sxy / (sxx.sqrt() * syy.sqrt())
 }
 
-/// Train 2 epochs on learnable pairs: the report has Pearson and Spearman (and learnt
+/// Train 3 epochs on learnable pairs: the report has Pearson and Spearman (and learnt
 /// something); the saved head is a regression head; `eval --task stsb` gives the same numbers;
 /// `predict` gives one `{"score"}` per input pair, in order, whose correlation is eval's.
 #[test]
@@ -82,7 +82,7 @@ fn stsb_train_eval_predict() {
             "--out",
             &run_s,
             "--epochs",
-            "2",
+            "3",
             "--batch-size",
             "16",
             "--lr",
@@ -90,7 +90,7 @@ fn stsb_train_eval_predict() {
         ],
     ))));
     assert_eq!(report["problem_type"], "regression", "{report}");
-    assert_eq!(report["steps"], 12, "{report}");
+    assert_eq!(report["steps"], 18, "{report}");
     let fe = &report["final_eval"];
     assert_eq!(fe["examples"], 32, "{report}");
     let (p, s) = (num(&fe["pearson"]), num(&fe["spearman"]));
