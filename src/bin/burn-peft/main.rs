@@ -51,11 +51,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train an adapter (or head, or the whole model) on a GLUE task or your own data
+    /// Train an adapter (or head, or the whole model) on a GLUE task (stsb: regression) or your own data
     Train(Box<train::TrainCmd>),
-    /// Evaluate one or more saved adapters on one loaded base: a row each
+    /// Evaluate one or more saved adapters on one loaded base: a row each (accuracy; Pearson and
+    /// Spearman for --task stsb)
     Eval(eval::EvalCmd),
-    /// Predict labels and probabilities for text lines (JSON Lines out)
+    /// Predict labels and probabilities (or a regression head's score) for text lines (JSON Lines out)
     Predict(eval::PredictCmd),
     /// Describe an adapter directory (ours, AdapterHub's or PEFT's)
     Inspect(inspect::InspectCmd),
