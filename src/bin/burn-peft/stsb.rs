@@ -70,17 +70,32 @@ fn scored(path: &Path, base: &Base) -> CmdResult<Vec<ScoredItem>> {
     Ok(tokenize_scored(&load_stsb_tsv(path)?, &base.tokenizer)?)
 }
 
-/// `burn-peft train --task stsb`: train, then write the run's files; returns the report.
-pub fn train(
-    data: &DataArgs,
-    train_file: Option<&PathBuf>,
-    config: &ClassifierTrainingConfig,
-    pooling: HeadPooling,
-    run_dir: &Path,
-    overwrite: bool,
-    base: &Base,
-    out: &Output,
-) -> CmdResult {
+/// What `burn-peft train --task stsb` was given.
+pub struct TrainSpec<'a> {
+    /// The data flags.
+    pub data: &'a DataArgs,
+    /// `--train`.
+    pub train_file: Option<&'a PathBuf>,
+    /// The run's settings.
+    pub config: &'a ClassifierTrainingConfig,
+    /// What the fresh head reads.
+    pub pooling: HeadPooling,
+    /// `--out`.
+    pub run_dir: &'a Path,
+    /// `--overwrite`.
+    pub overwrite: bool,
+}
+
+/// `burn-peft train --task stsb`: train, then write the run's files and print the result.
+pub fn train(spec: TrainSpec<'_>, base: &Base, out: &Output) -> CmdResult {
+    let TrainSpec {
+        data,
+        train_file,
+        config,
+        pooling,
+        run_dir,
+        overwrite,
+    } = spec;
     let (Some(train_path), valid_path) = data.stsb_files(train_file)? else {
         return Err(CmdError::Usage(
             "train --task stsb needs --data DIR or --train FILE --valid FILE".into(),

@@ -199,16 +199,15 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
     };
     if cmd.data.is_stsb() {
         let base = cmd.bert.load(cmd.bert.device()?, cmd.knobs.max_len, out)?;
-        return crate::stsb::train(
-            &cmd.data,
-            cmd.train.as_ref(),
-            &config,
+        let spec = crate::stsb::TrainSpec {
+            data: &cmd.data,
+            train_file: cmd.train.as_ref(),
+            config: &config,
             pooling,
-            &run_dir,
-            cmd.knobs.run_dir.overwrite,
-            &base,
-            out,
-        );
+            run_dir: &run_dir,
+            overwrite: cmd.knobs.run_dir.overwrite,
+        };
+        return crate::stsb::train(spec, &base, out);
     }
     let (prepared, base) = prepare(&cmd, out)?;
     out.info(format!(
