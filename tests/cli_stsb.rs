@@ -99,7 +99,29 @@ fn stsb_train_eval_predict() {
         (num(&fe["score"]) - (p + s) / 2.0).abs() < 1e-12,
         "{report}"
     );
-    assert!(run.join("metrics.csv").is_file());
+    // metrics.csv: a row per batch (6 per epoch) and per epoch; the last epoch's validation
+    // loss is the final MSE. curve.svg: the 18 batch losses and 3 validation MSEs.
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("step,")).count(),
+        18,
+        "{csv}"
+    );
+    let last = csv
+        .lines()
+        .rfind(|l| l.starts_with("epoch,3,"))
+        .unwrap_or_default();
+    let valid_mse: f64 = last
+        .split(',')
+        .nth(6)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    assert!(
+        (valid_mse - num(&fe["mse"])).abs() < 1e-9,
+        "{last} vs {report}"
+    );
+    let svg = std::fs::read_to_string(run.join("curve.svg")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(svg.contains("validation MSE per epoch"), "{svg}");
 
     let config = json(
         &std::fs::read_to_string(run.join("adapter/burn_peft_adapter.json"))

@@ -135,6 +135,8 @@ pub fn train(spec: TrainSpec<'_>, base: &Base, out: &Output) -> CmdResult {
         &run_dir.join("metrics.csv"),
         crate::train::metrics_csv(&report.epochs).as_bytes(),
     )?;
+    let curve = burn_peft::cli::curve::regression_curve_svg(&report.epochs).map_err(failed)?;
+    crate::train::write_file(&run_dir.join("curve.svg"), curve.as_bytes())?;
     if out.json {
         return out.print_json(&report);
     }
@@ -144,10 +146,11 @@ pub fn train(spec: TrainSpec<'_>, base: &Base, out: &Output) -> CmdResult {
         report.method, report.steps, e.pearson, e.spearman, e.score, e.mse, e.examples
     );
     println!(
-        "adapter: {} | metrics: {}, {}",
+        "adapter: {} | metrics: {}, {} | curves: {}",
         report.adapter_dir.display(),
         run_dir.join("metrics.json").display(),
-        run_dir.join("metrics.csv").display()
+        run_dir.join("metrics.csv").display(),
+        run_dir.join("curve.svg").display()
     );
     Ok(())
 }
