@@ -142,6 +142,31 @@ fn stsb_train_eval_predict() {
         (num(&row["spearman"]) - s).abs() < 1e-9,
         "{row} vs {report}"
     );
+    // To AdapterHub's format (a one-label head: regression, by Hugging Face's rule) and back:
+    // still a regression head, the same correlations.
+    let hub = sb.p("hub");
+    let back = sb.p("back");
+    sb.ok(&strs(&args(
+        &sb,
+        &["--quiet", "convert"],
+        &[&adapter, &hub, "--to", "adapterhub"],
+    )));
+    sb.ok(&strs(&args(
+        &sb,
+        &["--quiet", "convert"],
+        &[&hub, &back, "--to", "burn-peft"],
+    )));
+    for dir in [&hub, &back] {
+        let rows = json(&sb.ok(&strs(&args(
+            &sb,
+            &["--json", "eval"],
+            &["--task", "stsb", "--valid", &dev_f, "--adapter", dir],
+        ))));
+        assert!(
+            (num(&rows[0]["pearson"]) - p).abs() < 1e-5,
+            "{dir}: {rows} vs {report}"
+        );
+    }
     let table = sb.ok(&strs(&args(
         &sb,
         &["eval"],

@@ -60,8 +60,18 @@ pub struct DirHead {
     pub pooling: HeadPooling,
     /// Class names by id, if the file names them.
     pub labels: Vec<String>,
-    /// Classifier or regression head (only our own files record a regression head).
+    /// Classifier or regression head: recorded in our files; for AdapterHub and PEFT
+    /// directories Hugging Face's rule (one label: regression).
     pub problem_type: peft_core::ProblemType,
+}
+
+/// Hugging Face's rule for a config without `problem_type`: one label is regression.
+fn inferred_problem_type(num_labels: usize) -> peft_core::ProblemType {
+    if num_labels == 1 {
+        peft_core::ProblemType::Regression
+    } else {
+        peft_core::ProblemType::SingleLabelClassification
+    }
 }
 
 /// The head of the adapter directory `dir` (ours or AdapterHub's), read from its config files
@@ -72,11 +82,12 @@ pub struct DirHead {
 pub fn dir_head(dir: &Path) -> Result<DirHead> {
     if DirFormat::of(dir) == DirFormat::Peft {
         // PEFT saves no class names; its classifier sits on the pooler.
+        let num_labels = peft_classifier_labels(dir)?.unwrap_or(2);
         return Ok(DirHead {
-            num_labels: peft_classifier_labels(dir)?.unwrap_or(2),
+            num_labels,
             pooling: HeadPooling::Pooler,
             labels: Vec::new(),
-            problem_type: peft_core::ProblemType::SingleLabelClassification,
+            problem_type: inferred_problem_type(num_labels),
         });
     }
     if DirFormat::of(dir) == DirFormat::AdapterHub {
@@ -107,7 +118,7 @@ pub fn dir_head(dir: &Path) -> Result<DirHead> {
                         HeadPooling::DenseTanh
                     },
                     labels: labels.into_iter().map(|(_, l)| l).collect(),
-                    problem_type: peft_core::ProblemType::SingleLabelClassification,
+                    problem_type: inferred_problem_type(h.num_labels),
                 })
             }
             HubHead::Static { .. } => Err(TrainError::NotAnAdapter {
