@@ -204,7 +204,7 @@ fn stsb_train_eval_predict() {
 }
 
 /// The GLUE directory layout (`train.tsv`, `dev.tsv` under `--data`): the committed sample
-/// of the real files, 8 training and 4 dev pairs.
+/// of the real files, 8 training and 4 dev pairs; `--resume` continues the run.
 #[test]
 fn stsb_reads_the_glue_layout() {
     let sb = Sandbox::new();
@@ -229,6 +229,25 @@ fn stsb_reads_the_glue_layout() {
     assert_eq!(report["steps"], 2, "{report}");
     assert_eq!(report["final_eval"]["examples"], 4, "{report}");
     assert!(num(&report["final_eval"]["mse"]) > 0.0, "{report}");
+    // The finished run is extended by one epoch with --resume (2 more steps), not redone.
+    let resumed = json(&sb.ok(&strs(&args(
+        &sb,
+        &["--quiet", "--json", "train"],
+        &[
+            "--task",
+            "stsb",
+            "--data",
+            &data,
+            "--out",
+            &run,
+            "--batch-size",
+            "4",
+            "--epochs",
+            "2",
+            "--resume",
+        ],
+    ))));
+    assert_eq!(resumed["steps"], 4, "{resumed}");
 }
 
 /// Classifier heads with `--task stsb` and regression heads without it are one-line errors;
