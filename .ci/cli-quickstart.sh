@@ -4,6 +4,7 @@
 # `cargo test`, which has built the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO=$PWD
 ASSETS="${PEFT_ASSETS_DIR:?set PEFT_ASSETS_DIR}"
 BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/burn-peft"
 [ -x "$BIN" ] || cargo build --workspace --bin burn-peft
@@ -36,4 +37,10 @@ echo "a gripping, beautifully acted film" | "$BIN" predict "${MODEL[@]}" --adapt
 "$BIN" inspect runs/sst2-peft
 "$BIN" generate --model "$ASSETS/models/tiny-random-gpt2" --tokenizer "$ASSETS/models/gpt2-tokenizer/tokenizer.json" \
     --prompt "Once upon a time" --max-new-tokens 20
+# STS-B (regression) on the committed sample in GLUE's layout (no STS-B asset here).
+STSB=(--data "$REPO/crates/peft-train/testdata/stsb")
+"$BIN" train "${MODEL[@]}" --task stsb "${STSB[@]}" --out runs/stsb --max-steps 2 --batch-size 4 --log-every 0
+"$BIN" eval "${MODEL[@]}" --task stsb "${STSB[@]}" --adapter runs/stsb/adapter
+"$BIN" predict "${MODEL[@]}" --adapter runs/stsb/adapter --input "$REPO/crates/peft-train/testdata/stsb/dev.tsv" \
+    --text-column sentence1 --text-pair-column sentence2
 echo "cli quickstart: ok"

@@ -1,4 +1,5 @@
-//! `curve.svg`: the training curves of a classification run, drawn with plotters' SVG backend
+//! `curve.svg`: the training curves of a classification run (for a regression run, STS-B:
+//! [`regression_curve_svg`], validation MSE in the bottom panel), drawn with plotters' SVG backend
 //! (`plotters-svg` through the `plotters-backend` drawing API): the training loss of every
 //! batch (top panel) and the validation accuracy of every epoch (bottom panel, one marker per
 //! epoch; the last epoch's is the run's final evaluation).
@@ -13,6 +14,7 @@ use plotters_backend::{
 };
 use plotters_svg::SVGBackend;
 
+use crate::train::render::EpochSummary;
 use crate::train::trainer::TrainingReport;
 
 /// Width of the picture in pixels.
@@ -174,22 +176,25 @@ impl Panel<'_> {
 /// A point of a curve: `(x, y)`.
 pub type Point = (f64, f64);
 
-/// The points of the curves of `report`: `(batch number over the run, loss)` for every
-/// training batch with a loss, `(epoch, validation accuracy)` for every epoch that has one.
-pub fn curve_points(report: &TrainingReport) -> (Vec<Point>, Vec<Point>) {
-    let losses = report
-        .epochs
+/// `(batch number over the run, loss)` for every training batch of `epochs` with a loss.
+fn loss_points(epochs: &[EpochSummary]) -> Vec<Point> {
+    epochs
         .iter()
         .flat_map(|e| e.steps.iter().filter_map(|s| s.loss))
         .enumerate()
         .map(|(i, l)| ((i + 1) as f64, l))
-        .collect();
+        .collect()
+}
+
+/// The points of the curves of `report`: `(batch number over the run, loss)` for every
+/// training batch with a loss, `(epoch, validation accuracy)` for every epoch that has one.
+pub fn curve_points(report: &TrainingReport) -> (Vec<Point>, Vec<Point>) {
     let accuracies = report
         .epochs
         .iter()
         .filter_map(|e| e.valid_accuracy.map(|a| (e.epoch as f64, a)))
         .collect();
-    (losses, accuracies)
+    (loss_points(&report.epochs), accuracies)
 }
 
 /// The SVG document of the run's curves ([`curve_points`]): training loss per batch, a line;
@@ -199,6 +204,24 @@ pub fn curve_points(report: &TrainingReport) -> (Vec<Point>, Vec<Point>) {
 /// The SVG backend failed to draw (it writes into a string: not expected).
 pub fn curve_svg(report: &TrainingReport) -> Result<String, String> {
     let (losses, accuracies) = curve_points(report);
+    draw(&losses, "validation accuracy (%) per epoch", &accuracies)
+}
+
+/// The SVG document of a regression run's curves: training loss (MSE) per batch, and the
+/// validation MSE per epoch (`valid_loss`) in the bottom panel.
+///
+/// # Errors
+/// As [`curve_svg`].
+pub fn regression_curve_svg(epochs: &[EpochSummary]) -> Result<String, String> {
+    let mse: Vec<Point> = epochs
+        .iter()
+        .filter_map(|e| e.valid_loss.map(|l| (e.epoch as f64, l)))
+        .collect();
+    draw(&loss_points(epochs), "validation MSE per epoch", &mse)
+}
+
+/// Both panels: `losses` on top, the per-epoch `bottom` points (titled `bottom_title`) below.
+fn draw(losses: &[Point], bottom_title: &'static str, bottom: &[Point]) -> Result<String, String> {
     let mut out = String::new();
     {
         let mut svg = SVGBackend::with_string(&mut out, (WIDTH, 2 * PANEL_HEIGHT));
@@ -215,15 +238,15 @@ pub fn curve_svg(report: &TrainingReport) -> Result<String, String> {
             Panel {
                 title: "training loss per batch",
                 x_label: "batch",
-                points: &losses,
+                points: losses,
                 color: BLUE,
                 markers: false,
             }
             .draw(&mut svg, 0)?;
             Panel {
-                title: "validation accuracy (%) per epoch",
+                title: bottom_title,
                 x_label: "epoch",
-                points: &accuracies,
+                points: bottom,
                 color: ORANGE,
                 markers: true,
             }

@@ -133,6 +133,29 @@ pub struct HeadInfo {
     /// Class names, if known.
     #[serde(default)]
     pub label_names: Vec<String>,
+    /// What the head's outputs mean (Hugging Face's `problem_type`). Default (and omitted
+    /// from the file): [`ProblemType::SingleLabelClassification`].
+    #[serde(default, skip_serializing_if = "ProblemType::is_classification")]
+    pub problem_type: ProblemType,
+}
+
+/// What a head's outputs mean, as Hugging Face's `config.problem_type` names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemType {
+    /// Class logits, trained with cross-entropy (HF `single_label_classification`).
+    #[default]
+    SingleLabelClassification,
+    /// One real-valued output, trained with mean squared error (HF `regression`,
+    /// `num_labels == 1`; GLUE STS-B).
+    Regression,
+}
+
+impl ProblemType {
+    /// Whether this is [`ProblemType::SingleLabelClassification`].
+    pub fn is_classification(&self) -> bool {
+        *self == Self::SingleLabelClassification
+    }
 }
 
 /// The content of [`CONFIG_FILE`].

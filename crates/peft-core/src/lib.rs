@@ -97,8 +97,8 @@ pub use config::{
 };
 pub use error::{PeftError, Result};
 pub use file::{
-    AdapterFile, AdapterLoadReport, AdapterMethod, BaseModelInfo, HeadInfo, load_adapter_weights,
-    read_adapter_file, save_adapter,
+    AdapterFile, AdapterLoadReport, AdapterMethod, BaseModelInfo, HeadInfo, ProblemType,
+    load_adapter_weights, read_adapter_file, save_adapter,
 };
 pub use freeze::{
     ADAPTER_PATTERN, FUSION_PATTERN, ParamSummary, Trainable, freeze_except, param_paths,

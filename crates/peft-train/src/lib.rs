@@ -15,6 +15,7 @@
 //! | [`run`] | the one run loop both tasks share (resume checks, seeding, loaders, optimizer, restore, Learner launch), [`run::RunOptions`]: step checkpoints (every `checkpoint_every` optimizer steps, epoch ends, Ctrl-C), exact mid-epoch resume, `overwrite` |
 //! | [`trainer`] | [`trainer::train_classifier`], [`trainer::train_classifier_from_dir`], [`trainer::evaluate`]: the whole run and its artefacts |
 //! | [`lm`] | causal language modelling: corpus → token blocks, [`lm::LmTask`] (loss + perplexity), [`lm::train_causal_lm`], [`lm::evaluate_lm`] |
+//! | [`regression`] | STS-B regression: one-output head, MSE ([`regression::mse_loss`]), [`regression::train_regressor_from_dir`], [`regression::evaluate_regression`] (Pearson, Spearman) |
 //! | [`serve`] | several saved adapters (ours, AdapterHub's) on one base, each under its own name: [`serve::evaluate_adapter_dirs`], batched [`serve::predict_proba`] |
 //! | [`error`] | [`TrainError`] |
 #![warn(missing_docs)]
@@ -29,6 +30,7 @@ pub mod lm;
 pub mod loader;
 pub mod optim;
 pub mod predict;
+pub mod regression;
 pub mod render;
 pub mod run;
 pub mod serve;

@@ -60,6 +60,18 @@ pub struct DirHead {
     pub pooling: HeadPooling,
     /// Class names by id, if the file names them.
     pub labels: Vec<String>,
+    /// Classifier or regression head: recorded in our files; for AdapterHub and PEFT
+    /// directories Hugging Face's rule (one label: regression).
+    pub problem_type: peft_core::ProblemType,
+}
+
+/// Hugging Face's rule for a config without `problem_type`: one label is regression.
+fn inferred_problem_type(num_labels: usize) -> peft_core::ProblemType {
+    if num_labels == 1 {
+        peft_core::ProblemType::Regression
+    } else {
+        peft_core::ProblemType::SingleLabelClassification
+    }
 }
 
 /// The head of the adapter directory `dir` (ours or AdapterHub's), read from its config files
@@ -70,10 +82,12 @@ pub struct DirHead {
 pub fn dir_head(dir: &Path) -> Result<DirHead> {
     if DirFormat::of(dir) == DirFormat::Peft {
         // PEFT saves no class names; its classifier sits on the pooler.
+        let num_labels = peft_classifier_labels(dir)?.unwrap_or(2);
         return Ok(DirHead {
-            num_labels: peft_classifier_labels(dir)?.unwrap_or(2),
+            num_labels,
             pooling: HeadPooling::Pooler,
             labels: Vec::new(),
+            problem_type: inferred_problem_type(num_labels),
         });
     }
     if DirFormat::of(dir) == DirFormat::AdapterHub {
@@ -83,6 +97,7 @@ pub fn dir_head(dir: &Path) -> Result<DirHead> {
                 num_labels: 2,
                 pooling: HeadPooling::DenseTanh,
                 labels: Vec::new(),
+                problem_type: peft_core::ProblemType::SingleLabelClassification,
             });
         }
         return match HubHeadFile::read(&path)?.head {
@@ -103,6 +118,7 @@ pub fn dir_head(dir: &Path) -> Result<DirHead> {
                         HeadPooling::DenseTanh
                     },
                     labels: labels.into_iter().map(|(_, l)| l).collect(),
+                    problem_type: inferred_problem_type(h.num_labels),
                 })
             }
             HubHead::Static { .. } => Err(TrainError::NotAnAdapter {
@@ -122,11 +138,13 @@ pub fn dir_head(dir: &Path) -> Result<DirHead> {
                 HeadPooling::DenseTanh
             },
             labels: h.label_names.clone(),
+            problem_type: h.problem_type,
         },
         None => DirHead {
             num_labels: 2,
             pooling: HeadPooling::DenseTanh,
             labels: Vec::new(),
+            problem_type: peft_core::ProblemType::SingleLabelClassification,
         },
     })
 }

@@ -133,11 +133,13 @@ impl BertArgs {
 /// Where labelled data comes from: a GLUE task or the user's files.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// A GLUE task: sst2, cola, mrpc, rte, qnli, qqp, mnli, wnli
-    #[arg(long, value_name = "TASK", value_parser = burn_peft::cli::glue_task,
-          conflicts_with_all = ["valid"])]
-    pub task: Option<GlueTask>,
-    /// The task's directory (train.tsv, dev.tsv, ...) [default: download it once]
+    /// A GLUE task: sst2, cola, mrpc, rte, qnli, qqp, mnli, wnli, or stsb (regression: a
+    /// one-output head, Pearson/Spearman; its data from --data DIR or --train/--valid files in
+    /// the GLUE STS-B layout)
+    #[arg(long, value_name = "TASK", value_parser = task_arg)]
+    pub task: Option<TaskArg>,
+    /// The task's directory (train.tsv, dev.tsv, ...) [default: download it once; stsb: required
+    /// unless --train/--valid are given]
     #[arg(long, value_name = "DIR", value_parser = burn_peft::cli::existing_dir, requires = "task")]
     pub data: Option<PathBuf>,
     /// Your own validation data: .csv, .tsv or .jsonl with a header / keys
@@ -154,7 +156,73 @@ pub struct DataArgs {
     pub label_column: String,
 }
 
+/// `--task`: a GLUE classification task or STS-B (regression).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskArg {
+    /// A classification task.
+    Glue(GlueTask),
+    /// GLUE STS-B: sentence-pair similarity in [0, 5], a regression head.
+    Stsb,
+}
+
+/// Parse a [`TaskArg`] (`stsb`, `STS-B`, or a GLUE task as [`burn_peft::cli::glue_task`]).
+fn task_arg(s: &str) -> Result<TaskArg, String> {
+    if s.to_ascii_lowercase().replace(['-', '_'], "") == "stsb" {
+        return Ok(TaskArg::Stsb);
+    }
+    burn_peft::cli::glue_task(s)
+        .map(TaskArg::Glue)
+        .map_err(|m| format!("{m} (or stsb)"))
+}
+
 impl DataArgs {
+    /// The GLUE classification task of `--task`, if it names one.
+    pub fn glue_task(&self) -> Option<GlueTask> {
+        match self.task {
+            Some(TaskArg::Glue(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether `--task stsb` was given.
+    pub fn is_stsb(&self) -> bool {
+        self.task == Some(TaskArg::Stsb)
+    }
+
+    /// Error (exit 2) when a classification `--task` comes with `--valid` or `--train` (only
+    /// stsb reads its own files).
+    pub fn check_sources(&self, train: Option<&PathBuf>) -> CmdResult {
+        if let Some(task) = self.glue_task() {
+            let flag = match (train, &self.valid) {
+                (Some(_), _) => "--train",
+                (None, Some(_)) => "--valid",
+                (None, None) => return Ok(()),
+            };
+            return Err(CmdError::Usage(format!(
+                "--task {} cannot be used with {flag} (a GLUE task reads its own data; --task \
+                 stsb takes --train/--valid files)",
+                task.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The STS-B train and dev files: `--train`/`--valid`, or `train.tsv`/`dev.tsv` in `--data`.
+    pub fn stsb_files(&self, train: Option<&PathBuf>) -> CmdResult<(Option<PathBuf>, PathBuf)> {
+        match (&self.data, train, &self.valid) {
+            (_, train, Some(valid)) => Ok((train.cloned(), valid.clone())),
+            (Some(dir), train, None) => Ok((
+                Some(train.cloned().unwrap_or_else(|| dir.join("train.tsv"))),
+                dir.join("dev.tsv"),
+            )),
+            (None, _, None) => Err(CmdError::Usage(
+                "--task stsb needs --data DIR (train.tsv, dev.tsv) or --valid FILE (and --train \
+                 FILE to train)"
+                    .into(),
+            )),
+        }
+    }
+
     /// The columns of the user's files.
     pub fn columns(&self) -> Columns {
         Columns {

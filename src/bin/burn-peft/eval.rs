@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn_peft::cli::table::{ResultRow, results_table};
+use burn_peft::core::ProblemType;
 use burn_peft::models::head::BertClassifier;
 use burn_peft::train::data::ClassificationBatcher;
 use burn_peft::train::data::user::{LabelMap, RawExample, labelled_items, read_examples};
 use burn_peft::train::data::{Split, TokenizedDataset};
+use burn_peft::train::regression::predict_scores;
 use burn_peft::train::serve::{
     activate, dir_head, evaluate_adapter_dirs, free_name, load_adapter_as, predict_proba,
 };
@@ -45,6 +47,7 @@ pub fn run_eval(cmd: EvalCmd, out: &Output) -> CmdResult {
             "eval needs --task TASK or --valid FILE".into(),
         ));
     }
+    cmd.data.check_sources(None)?;
     let device = cmd.bert.device()?;
     // Every adapter's head is read before the base is resolved.
     let heads = cmd
@@ -53,7 +56,13 @@ pub fn run_eval(cmd: EvalCmd, out: &Output) -> CmdResult {
         .map(|d| dir_head(d))
         .collect::<Result<Vec<_>, _>>()?;
     let first = &heads[0];
-    if let Some(task) = cmd.data.task
+    crate::stsb::check_heads(&cmd.adapter, &heads, cmd.data.is_stsb())?;
+    if cmd.data.is_stsb() {
+        cmd.data.stsb_files(None)?;
+        let base = cmd.bert.load(device, cmd.max_len, out)?;
+        return crate::stsb::eval(&cmd.data, &cmd.adapter, first, cmd.batch_size, &base, out);
+    }
+    if let Some(task) = cmd.data.glue_task()
         && let Some((dir, h)) = cmd
             .adapter
             .iter()
@@ -80,9 +89,13 @@ pub fn run_eval(cmd: EvalCmd, out: &Output) -> CmdResult {
         }
         None => None,
     };
-    let glue_dir = cmd.data.task.map(|t| cmd.data.glue_dir(t)).transpose()?;
+    let glue_dir = cmd
+        .data
+        .glue_task()
+        .map(|t| cmd.data.glue_dir(t))
+        .transpose()?;
     let base = cmd.bert.load(device, cmd.max_len, out)?;
-    let items = match (cmd.data.task, glue_dir, valid_items) {
+    let items = match (cmd.data.glue_task(), glue_dir, valid_items) {
         (Some(task), Some(dir), _) => glue_items(&dir, task, Split::Validation, &base.tokenizer)?,
         (_, _, Some(items)) => TokenizedDataset::new(&items, &base.tokenizer)?
             .items()
@@ -203,6 +216,22 @@ pub fn run_predict(cmd: PredictCmd, out: &Output) -> CmdResult {
     activate(&mut model, &loaded)?;
     let batcher = ClassificationBatcher::new(base.tokenizer.clone());
     let started = Instant::now();
+    if head.problem_type == ProblemType::Regression {
+        let scores = predict_scores(&model, &items, &batcher, cmd.batch_size, &base.device)?;
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        for (input, score) in inputs.iter().zip(&scores) {
+            let line = json!({"text": input.text_a, "text_pair": input.text_b, "score": score});
+            writeln!(w, "{line}")?;
+        }
+        w.flush()?;
+        out.info(format!(
+            "{} scores in {:.2}s",
+            scores.len(),
+            started.elapsed().as_secs_f64()
+        ));
+        return Ok(());
+    }
     let probs = predict_proba(&model, &items, &batcher, cmd.batch_size, &base.device)?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());

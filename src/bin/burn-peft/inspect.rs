@@ -328,7 +328,10 @@ pub fn run_convert(cmd: ConvertCmd, out: &Output) -> CmdResult {
                 model.base_info(),
                 &BertClassifier::task_trainable(&name),
             )
-            .with_head(model.head_info());
+            .with_head(burn_peft::core::HeadInfo {
+                problem_type: head.problem_type,
+                ..model.head_info()
+            });
             burn_peft::core::save_adapter(&model, &cmd.dst, &file)?;
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! burn-peft train --task sst2 --out runs/sst2            # GLUE task (downloaded once)
+//! burn-peft train --task stsb --data glue/STS-B --out runs/stsb   # regression: Pearson/Spearman
 //! burn-peft train --train train.csv --valid dev.csv --label-column sentiment --out runs/mine
 //! burn-peft eval --adapter runs/sst2/adapter --adapter hub-dir --task sst2
 //! echo "a gripping film" | burn-peft predict --adapter runs/sst2/adapter
@@ -20,6 +21,7 @@ mod common;
 mod eval;
 mod generate;
 mod inspect;
+mod stsb;
 mod train;
 
 use std::process::ExitCode;
@@ -49,11 +51,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train an adapter (or head, or the whole model) on a GLUE task or your own data
+    /// Train an adapter (or head, or the whole model) on a GLUE task (stsb: regression) or your own data
     Train(Box<train::TrainCmd>),
-    /// Evaluate one or more saved adapters on one loaded base: a row each
+    /// Evaluate one or more saved adapters on one loaded base: a row each (accuracy; Pearson and
+    /// Spearman for --task stsb)
     Eval(eval::EvalCmd),
-    /// Predict labels and probabilities for text lines (JSON Lines out)
+    /// Predict labels and probabilities (or a regression head's score) for text lines (JSON Lines out)
     Predict(eval::PredictCmd),
     /// Describe an adapter directory (ours, AdapterHub's or PEFT's)
     Inspect(inspect::InspectCmd),

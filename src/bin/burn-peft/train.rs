@@ -9,14 +9,13 @@ use burn_peft::cli::{ClassifierTrainArgs, MethodArg};
 use burn_peft::models::head::HeadPooling;
 use burn_peft::train::data::user::{LabelMap, read_examples};
 use burn_peft::train::data::{ClassificationBatcher, Split};
+use burn_peft::train::render::EpochSummary;
 use burn_peft::train::serve::set_head_labels;
-use burn_peft::train::trainer::{
-    ClassificationData, RunOptions, TrainingReport, train_classifier_from_dir,
-};
+use burn_peft::train::trainer::{ClassificationData, RunOptions, train_classifier_from_dir};
 use clap::Args;
 
 use crate::common::{
-    BertArgs, CmdError, CmdResult, DataArgs, Output, failed, file_items, glue_items,
+    BertArgs, CmdError, CmdResult, DataArgs, Output, TaskArg, failed, file_items, glue_items,
 };
 
 /// `burn-peft train`.
@@ -28,7 +27,7 @@ pub struct TrainCmd {
     data: DataArgs,
     /// Your own training data: .csv, .tsv or .jsonl (needs --valid)
     #[arg(long, value_name = "FILE", value_parser = burn_peft::cli::existing_file,
-          requires = "valid", conflicts_with = "task")]
+          requires = "valid")]
     train: Option<PathBuf>,
     /// Output directory: adapter/, metrics.json, metrics.csv, curve.svg, checkpoints; one holding a run
     /// needs --resume or --overwrite [default: runs/<task or file>-<method>]
@@ -56,7 +55,8 @@ enum PoolingArg {
 /// The run's name in the default output directory: the task, or the training file's stem.
 fn run_name(cmd: &TrainCmd) -> String {
     match (cmd.data.task, &cmd.train) {
-        (Some(task), _) => task.name().to_string(),
+        (Some(TaskArg::Glue(task)), _) => task.name().to_string(),
+        (Some(TaskArg::Stsb), _) => "stsb".to_string(),
         (None, Some(train)) => train
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -75,7 +75,7 @@ struct Prepared {
 fn prepare(cmd: &TrainCmd, out: &Output) -> CmdResult<(Prepared, crate::common::Base)> {
     let device = cmd.bert.device()?;
     let max_len = cmd.knobs.max_len;
-    if let Some(task) = cmd.data.task {
+    if let Some(task) = cmd.data.glue_task() {
         let dir = cmd.data.glue_dir(task)?;
         let base = cmd.bert.load(device, max_len, out)?;
         let train = glue_items(&dir, task, Split::Train, &base.tokenizer)?;
@@ -128,12 +128,12 @@ fn prepare(cmd: &TrainCmd, out: &Output) -> CmdResult<(Prepared, crate::common::
 
 /// `metrics.csv`: a `step` row per training batch, then an `epoch` row per epoch (with the
 /// validation numbers).
-fn metrics_csv(report: &TrainingReport) -> String {
+pub(crate) fn metrics_csv(epochs: &[EpochSummary]) -> String {
     let mut s = String::from(
         "kind,epoch,batch,examples,train_loss,train_accuracy,valid_loss,valid_accuracy,train_seconds\n",
     );
     let opt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
-    for e in &report.epochs {
+    for e in epochs {
         for p in &e.steps {
             let _ = writeln!(
                 s,
@@ -167,6 +167,7 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
             "train needs --task TASK, or --train FILE --valid FILE".into(),
         ));
     }
+    cmd.data.check_sources(cmd.train.as_ref())?;
     if cmd.knobs.train_order.is_some() {
         return Err(CmdError::Usage(
             "--train-order is for the sst2 example (the PyTorch peer's order)".into(),
@@ -183,12 +184,31 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
             cmd.knobs.adapter.method.name()
         ))
     });
+    if cmd.data.is_stsb() {
+        crate::stsb::check_train(&config, &cmd.data, cmd.train.as_ref())?;
+    }
     // An earlier run there: continue it (--resume) or start over (--overwrite), decided
     // before any file is read or model loaded.
     cmd.knobs
         .run_dir
         .check(&run_dir, cmd.knobs.epochs)
         .map_err(CmdError::Usage)?;
+    let pooling = match (cmd.head_pooling, cmd.knobs.adapter.method) {
+        (Some(PoolingArg::Pooler), _) | (None, MethodArg::Full) => HeadPooling::Pooler,
+        _ => HeadPooling::DenseTanh,
+    };
+    if cmd.data.is_stsb() {
+        let base = cmd.bert.load(cmd.bert.device()?, cmd.knobs.max_len, out)?;
+        let spec = crate::stsb::TrainSpec {
+            data: &cmd.data,
+            train_file: cmd.train.as_ref(),
+            config: &config,
+            pooling,
+            run_dir: &run_dir,
+            overwrite: cmd.knobs.run_dir.overwrite,
+        };
+        return crate::stsb::train(spec, &base, out);
+    }
     let (prepared, base) = prepare(&cmd, out)?;
     out.info(format!(
         "data: {} train / {} validation examples, {} classes",
@@ -196,10 +216,6 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
         prepared.data.valid.len(),
         prepared.num_labels
     ));
-    let pooling = match (cmd.head_pooling, cmd.knobs.adapter.method) {
-        (Some(PoolingArg::Pooler), _) | (None, MethodArg::Full) => HeadPooling::Pooler,
-        _ => HeadPooling::DenseTanh,
-    };
     let interrupter = Interrupter::new();
     let on_ctrl_c = interrupter.clone();
     let _ = ctrlc::set_handler(move || {
@@ -235,7 +251,7 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
     }
     write_file(
         &run_dir.join("metrics.csv"),
-        metrics_csv(&report).as_bytes(),
+        metrics_csv(&report.epochs).as_bytes(),
     )?;
     let curve = burn_peft::cli::curve::curve_svg(&report).map_err(failed)?;
     write_file(&run_dir.join("curve.svg"), curve.as_bytes())?;
@@ -256,7 +272,7 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
     Ok(())
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> CmdResult {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> CmdResult {
     burn_peft::core::file::write_atomic(path, bytes)?;
     Ok(())
 }

@@ -470,11 +470,13 @@ impl BertClassifier {
                 },
                 num_labels: head.num_labels(),
                 label_names: labels,
+                problem_type: Default::default(),
             },
             None => HeadInfo {
                 kind: "sequence_classification".into(),
                 num_labels: 0,
                 label_names: labels,
+                problem_type: Default::default(),
             },
         }
     }
