@@ -116,6 +116,14 @@ impl ProgressRenderer {
         }
     }
 
+    /// A run resumed after `epochs_done` finished epochs: the first epoch this process trains
+    /// (and labels its summary with) is `epochs_done + 1`. burn-train's own starting epoch does
+    /// not know about our checkpoints.
+    pub fn resuming_after(mut self, epochs_done: usize) -> Self {
+        self.epoch = epochs_done + 1;
+        self
+    }
+
     /// Record summaries without printing anything (tests).
     pub fn quiet(mut self) -> Self {
         self.quiet = true;
@@ -205,7 +213,8 @@ impl TrainingProgressLogger for ProgressRenderer {
         _label: Option<&str>,
     ) {
         self.total_epochs = total_epochs;
-        self.epoch = starting_epoch.max(1);
+        // Never below the epoch set by `resuming_after`.
+        self.epoch = self.epoch.max(starting_epoch).max(1);
     }
 
     fn update_epoch(&mut self, epoch: usize) {

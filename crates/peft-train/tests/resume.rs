@@ -118,6 +118,12 @@ fn an_interrupted_and_resumed_run_equals_an_uninterrupted_one() {
     assert_eq!(report.resumed_from_step, Some(13));
     assert_eq!(report.steps, 30);
     assert!(!report.interrupted);
+    // The epochs trained to their end in this process (2, resumed mid-way, and 3) are reported
+    // under their own numbers (they were once labelled from 1 and dropped).
+    assert_eq!(
+        report.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
     assert_same(&a, &b, "resumed vs uninterrupted run");
     assert_eq!(report.final_eval, {
         let mut e = report_a.final_eval.clone();

@@ -79,7 +79,7 @@ pub(crate) fn launch<M: LearnerModel>(
     settings: &LaunchSettings<'_>,
 ) -> Result<Launched<M>> {
     let s = settings;
-    let renderer = ProgressRenderer::new(s.log_every);
+    let renderer = ProgressRenderer::new(s.log_every).resuming_after(s.start.epochs_done());
     let renderer = if s.quiet { renderer.quiet() } else { renderer };
     let summaries = renderer.summaries();
     let use_tui = cfg!(feature = "tui") && std::io::stdout().is_terminal() && !s.quiet;
