@@ -1,8 +1,9 @@
 //! The results table the `sst2` example and `burn-peft train` / `eval` print (Markdown).
 
 use crate::models::download::human_bytes;
+use crate::train::data::GlueMetric;
 use crate::train::serve::AdapterEval;
-use crate::train::trainer::TrainingReport;
+use crate::train::trainer::{EvalReport, TrainingReport};
 
 /// One row of the results table.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -62,6 +63,24 @@ impl ResultRow {
     }
 }
 
+impl ResultRow {
+    /// The row reporting `metric` of `eval` instead of accuracy (GLUE's metric of the task:
+    /// [`crate::train::data::GlueTask::metric`]); accuracy stays where `eval` lacks it (not a
+    /// two-class head).
+    pub fn with_metric(mut self, eval: &EvalReport, metric: GlueMetric) -> Self {
+        let value = match metric {
+            GlueMetric::Accuracy => Some(eval.accuracy),
+            GlueMetric::F1 => eval.f1,
+            GlueMetric::Matthews => eval.matthews,
+        };
+        if let Some(value) = value {
+            self.metric = metric.name().into();
+            self.value = value;
+        }
+        self
+    }
+}
+
 /// The rows as a Markdown table; `base_bytes` is the base model's checkpoint size.
 pub fn results_table(rows: &[ResultRow], base_bytes: u64) -> String {
     let metric = rows
@@ -74,11 +93,12 @@ pub fn results_table(rows: &[ResultRow], base_bytes: u64) -> String {
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} ({:.2}%) | {:.2}% | {} | {} | {} | {} |\n",
+            "| {} | {} ({:.2}%) | {:.2}{} | {} | {} | {} | {} |\n",
             r.method,
             r.trainable,
             100.0 * r.trainable as f64 / r.total.max(1) as f64,
             r.value,
+            if r.metric == "accuracy" { "%" } else { "" },
             r.train_secs
                 .map(|s| format!("{s:.1} s"))
                 .unwrap_or("-".into()),
@@ -90,4 +110,48 @@ pub fn results_table(rows: &[ResultRow], base_bytes: u64) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(f1: Option<f64>, matthews: Option<f64>) -> EvalReport {
+        EvalReport {
+            accuracy: 80.0,
+            f1,
+            matthews,
+            ..EvalReport::default()
+        }
+    }
+
+    fn row() -> ResultRow {
+        ResultRow {
+            method: "m".into(),
+            trainable: 1,
+            total: 10,
+            metric: "accuracy".into(),
+            value: 80.0,
+            train_secs: None,
+            examples_per_sec: None,
+            adapter_bytes: None,
+        }
+    }
+
+    #[test]
+    fn the_task_metric_replaces_accuracy_where_the_report_has_it() {
+        let r = row().with_metric(&eval(Some(75.5), Some(41.0)), GlueMetric::F1);
+        assert_eq!((r.metric.as_str(), r.value), ("f1", 75.5));
+        let table = results_table(&[r], 1);
+        assert!(
+            table.contains("| dev f1 |") && table.contains("| 75.50 |"),
+            "{table}"
+        );
+        let r = row().with_metric(&eval(Some(75.5), Some(41.0)), GlueMetric::Matthews);
+        assert_eq!((r.metric.as_str(), r.value), ("matthews", 41.0));
+        // A head without the metric (not two classes) keeps accuracy.
+        let r = row().with_metric(&eval(None, None), GlueMetric::Matthews);
+        assert_eq!((r.metric.as_str(), r.value), ("accuracy", 80.0));
+        assert!(results_table(&[r], 1).contains("| 80.00% |"));
+    }
 }

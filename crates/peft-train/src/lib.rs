@@ -17,6 +17,7 @@
 //! | [`lm`] | causal language modelling: corpus → token blocks, [`lm::LmTask`] (loss + perplexity), [`lm::train_causal_lm`], [`lm::evaluate_lm`] |
 //! | [`regression`] | STS-B regression: one-output head, MSE ([`regression::mse_loss`]), [`regression::train_regressor_from_dir`], [`regression::evaluate_regression`] (Pearson, Spearman) |
 //! | [`serve`] | several saved adapters (ours, AdapterHub's) on one base, each under its own name: [`serve::evaluate_adapter_dirs`], batched [`serve::predict_proba`] |
+//! | [`glue_metrics`] | F1 (MRPC, QQP) and Matthews correlation (CoLA) of two-class predictions, as GLUE reports them; [`data::GlueTask::metric`] |
 //! | [`error`] | [`TrainError`] |
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod correlation;
 pub mod data;
 pub mod download;
 pub mod error;
+pub mod glue_metrics;
 pub mod lm;
 pub mod loader;
 pub mod optim;

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapter_io::save_full_classifier;
 use crate::data::{ClassificationBatcher, EncodedItem, shuffled_indices};
 use crate::error::{Result, TrainError};
+use crate::glue_metrics::BinaryCounts;
 use crate::loader::EpochOrder;
 use crate::optim::OptimConfig;
 use crate::predict::{BatchOrder, predict};
@@ -266,6 +267,14 @@ pub struct EvalReport {
     pub loss: f64,
     /// Examples per second.
     pub examples_per_sec: f64,
+    /// F1 of class 1 in percent, for a two-class head (GLUE's MRPC/QQP metric); `None` for
+    /// other heads and for a score taken from an epoch summary (early stopping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub f1: Option<f64>,
+    /// Matthews correlation × 100, for a two-class head (GLUE's CoLA metric); `None` as
+    /// [`EvalReport::f1`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matthews: Option<f64>,
 }
 
 impl EvalReport {
@@ -283,6 +292,8 @@ impl EvalReport {
             examples,
             loss,
             examples_per_sec: examples as f64 / epoch.valid_seconds.max(1e-9),
+            f1: None,
+            matthews: None,
         })
     }
 }
@@ -421,12 +432,20 @@ pub fn evaluate_with_order(
         .filter(|(l, item)| **l == item.label)
         .count();
     let n = items.len();
+    // F1 and MCC only for a two-class head (a 3-class dev set may hold only 0/1 labels).
+    let binary = (model.head()?.num_labels() == 2)
+        .then(|| {
+            BinaryCounts::from_pairs(p.labels.iter().copied().zip(items.iter().map(|i| i.label)))
+        })
+        .flatten();
     Ok(EvalReport {
         accuracy: 100.0 * correct as f64 / n as f64,
         correct,
         examples: n,
         loss: p.losses.iter().sum::<f64>() / n as f64,
         examples_per_sec: n as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        f1: binary.map(|c| 100.0 * c.f1()),
+        matthews: binary.map(|c| 100.0 * c.matthews()),
     })
 }
 

@@ -62,4 +62,20 @@ fn grouped_predictions_are_in_input_order_and_equal_ungrouped_ones() {
         plain.loss,
         by_length.loss
     );
+    // GLUE's F1 / Matthews of the two-class head, from the same predictions' confusion counts.
+    let counts = peft_train::glue_metrics::BinaryCounts::from_pairs(
+        single
+            .labels
+            .iter()
+            .copied()
+            .zip(items.iter().map(|i| i.label)),
+    )
+    .unwrap_or_else(|| panic!("two classes"));
+    assert!(counts.true_pos + counts.true_neg > 0 && counts.false_pos + counts.false_neg > 0);
+    assert_eq!(plain.f1, Some(100.0 * counts.f1()));
+    assert_eq!(plain.matthews, Some(100.0 * counts.matthews()));
+    assert_eq!(
+        (plain.f1, plain.matthews),
+        (by_length.f1, by_length.matthews)
+    );
 }

@@ -122,9 +122,26 @@ pub fn run_eval(cmd: EvalCmd, out: &Output) -> CmdResult {
     if out.json {
         return out.print_json(&evals);
     }
-    let rows: Vec<ResultRow> = evals.iter().map(ResultRow::from_eval).collect();
+    let metric = cmd.data.glue_task().map(|t| t.metric());
+    let rows: Vec<ResultRow> = evals
+        .iter()
+        .map(|e| {
+            let row = ResultRow::from_eval(e);
+            match metric {
+                Some(m) => row.with_metric(&e.eval, m),
+                None => row,
+            }
+        })
+        .collect();
     println!("{}", results_table(&rows, base.bytes));
     for e in &evals {
+        if let (Some(f1), Some(mcc)) = (e.eval.f1, e.eval.matthews) {
+            println!(
+                "{}: accuracy {:.2}%, f1 {f1:.2}, matthews {mcc:.2} (x100, class 1 positive)",
+                e.adapter.dir.display(),
+                e.eval.accuracy
+            );
+        }
         println!(
             "{}: loaded as `{}` in {:.3}s; switching to it took {:.6}s (the base stays loaded)",
             e.adapter.dir.display(),

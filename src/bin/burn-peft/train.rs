@@ -258,10 +258,11 @@ pub fn run(cmd: TrainCmd, out: &Output) -> CmdResult {
     if out.json {
         return out.print_json(&report);
     }
-    println!(
-        "{}",
-        results_table(&[ResultRow::from_training(&report)], base.bytes)
-    );
+    let mut row = ResultRow::from_training(&report);
+    if let Some(task) = cmd.data.glue_task() {
+        row = row.with_metric(&report.final_eval, task.metric());
+    }
+    println!("{}", results_table(&[row], base.bytes));
     println!(
         "adapter: {} | metrics: {}, {} | curves: {}",
         report.adapter_dir.display(),

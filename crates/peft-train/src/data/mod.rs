@@ -25,7 +25,7 @@ mod test_util;
 pub use batch::{ClassificationBatch, ClassificationBatcher};
 pub use dataset::{EncodedItem, GlueDataset, IndexOutOfBounds, TokenizedDataset};
 pub use order::{load_permutation, shuffled_indices};
-pub use task::{GlueTask, Split};
+pub use task::{GlueMetric, GlueTask, Split};
 pub(crate) use tsv::lines_of;
 pub use tsv::{TextClassificationItem, load_glue_tsv, parse_glue_tsv};
 

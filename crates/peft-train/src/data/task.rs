@@ -55,7 +55,39 @@ pub enum GlueTask {
     Wnli,
 }
 
+/// The dev-set metric GLUE reports for a classification task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlueMetric {
+    /// Accuracy (SST-2, RTE, QNLI, MNLI, WNLI).
+    Accuracy,
+    /// F1 of the positive class (MRPC, QQP; GLUE lists accuracy beside it).
+    F1,
+    /// Matthews correlation (CoLA).
+    Matthews,
+}
+
+impl GlueMetric {
+    /// The metric's name as reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accuracy => "accuracy",
+            Self::F1 => "f1",
+            Self::Matthews => "matthews",
+        }
+    }
+}
+
 impl GlueTask {
+    /// The metric GLUE reports for this task's dev set (the GLUE paper, Wang et al. 2018,
+    /// Table 1): Matthews correlation for CoLA, F1 for MRPC and QQP, accuracy otherwise.
+    pub fn metric(self) -> GlueMetric {
+        match self {
+            GlueTask::Cola => GlueMetric::Matthews,
+            GlueTask::Mrpc | GlueTask::Qqp => GlueMetric::F1,
+            _ => GlueMetric::Accuracy,
+        }
+    }
+
     /// All supported tasks.
     pub const ALL: [GlueTask; 8] = [
         GlueTask::Sst2,
