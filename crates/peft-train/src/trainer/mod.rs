@@ -12,23 +12,18 @@ use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{MetricEarlyStoppingStrategy, StoppingCondition};
 use peft_core::{
-    AdapterConfig, AdapterFile, AdapterMethod, AttachReport, FusionConfig, Ia3Config, LoraConfig,
-    MethodConfig, ParamSummary, PrefixTuningConfig, PromptTuningConfig, Setup, Trainable,
-    add_adapter, add_fusion, freeze_except, param_summary, set_active,
+    AdapterConfig, AdapterFile, AdapterMethod, AttachReport, ParamSummary, Setup, add_adapter,
+    add_fusion, freeze_except, param_summary, set_active,
 };
 use peft_models::bert::BertModel;
-use peft_models::head::{
-    BertClassifier, ClassificationHeadConfig, HeadInit, HeadPooling, head_pattern,
-};
-use serde::{Deserialize, Serialize};
+use peft_models::head::{BertClassifier, ClassificationHeadConfig, HeadInit, HeadPooling};
+use serde::Serialize;
 
 use crate::adapter_io::save_full_classifier;
 use crate::data::{ClassificationBatcher, EncodedItem, shuffled_indices};
 use crate::error::{Result, TrainError};
-use crate::glue_metrics::BinaryCounts;
 use crate::loader::EpochOrder;
 use crate::optim::OptimConfig;
-use crate::predict::{BatchOrder, predict};
 use crate::render::EpochSummary;
 pub use crate::run::RunOptions;
 use crate::run::{
@@ -37,131 +32,10 @@ use crate::run::{
 };
 use crate::task::ClassificationTask;
 
-/// What trains.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum TrainingMethod {
-    /// Bottleneck adapters (and the head); the base is frozen.
-    Adapter {
-        /// The adapter setup.
-        config: AdapterConfig,
-    },
-    /// LoRA modules (Hu et al. 2021) and the head; the base is frozen.
-    Lora {
-        /// The LoRA setup.
-        config: LoraConfig,
-    },
-    /// IA³ vectors (Liu et al. 2022) and the head; the base is frozen.
-    Ia3 {
-        /// The IA³ setup.
-        config: Ia3Config,
-    },
-    /// Prefix tuning (Li & Liang 2021) and the head; the base is frozen.
-    PrefixTuning {
-        /// The prefix-tuning setup.
-        config: PrefixTuningConfig,
-    },
-    /// Prompt tuning (Lester et al. 2021) and the head; the base is frozen.
-    PromptTuning {
-        /// The prompt-tuning setup.
-        config: PromptTuningConfig,
-    },
-    /// Only the head; the base is frozen.
-    HeadOnly,
-    /// AdapterFusion (Pfeiffer et al. 2021) over adapters the model already holds: the fusion
-    /// layer and the task's head train; the fused adapters stay frozen (AdapterHub's
-    /// `train_adapter_fusion`).
-    Fusion {
-        /// The fused adapters, in order.
-        adapters: Vec<String>,
-        /// The fusion layer. Default in AdapterHub: `dynamic`.
-        config: FusionConfig,
-    },
-    /// Every parameter (full fine-tuning, the baseline).
-    Full,
-}
-
-impl TrainingMethod {
-    /// The parameters that train (and are saved) for task `task` (the adapter and head name).
-    pub fn trainable(&self, task: &str) -> Trainable {
-        match self {
-            Self::Adapter { .. }
-            | Self::Lora { .. }
-            | Self::Ia3 { .. }
-            | Self::PrefixTuning { .. }
-            | Self::PromptTuning { .. } => BertClassifier::task_trainable(task),
-            Self::HeadOnly => Trainable::none().with_pattern(head_pattern(task)),
-            Self::Fusion { adapters, .. } => Trainable::none()
-                .with_fusion(adapters)
-                .with_pattern(head_pattern(task)),
-            Self::Full => Trainable::none().with_pattern(".*"),
-        }
-    }
-
-    /// The config of the named adapter this method adds (`None` for head-only, fusion and
-    /// full fine-tuning).
-    pub fn adapter_config(&self) -> Option<MethodConfig> {
-        match self {
-            Self::Adapter { config } => Some(MethodConfig::from(config)),
-            Self::Lora { config } => Some(MethodConfig::from(config)),
-            Self::Ia3 { config } => Some(MethodConfig::from(config)),
-            Self::PrefixTuning { config } => Some(MethodConfig::from(config)),
-            Self::PromptTuning { config } => Some(MethodConfig::from(config)),
-            Self::HeadOnly | Self::Fusion { .. } | Self::Full => None,
-        }
-    }
-
-    /// A short name for reports.
-    pub fn name(&self) -> String {
-        match self {
-            Self::Adapter { config } => format!(
-                "adapter ({} site{}, {:?})",
-                config.placement.sites.len(),
-                if config.placement.sites.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
-                config.placement.composition
-            ),
-            Self::Lora { config } => format!(
-                "lora (r {}, alpha {}, {})",
-                config.rank,
-                config.alpha,
-                config
-                    .targets
-                    .iter()
-                    .map(|t| t.name())
-                    .collect::<Vec<_>>()
-                    .join("+")
-            ),
-            Self::PrefixTuning { config } => format!(
-                "prefix tuning (length {}, {})",
-                config.prefix_length,
-                if config.flat {
-                    "flat".to_string()
-                } else {
-                    format!("MLP {}", config.bottleneck_size)
-                }
-            ),
-            Self::PromptTuning { config } => {
-                format!("prompt tuning (length {})", config.prompt_length)
-            }
-            Self::Ia3 { config } => format!(
-                "ia3 ({})",
-                config
-                    .targets
-                    .iter()
-                    .map(|t| t.name())
-                    .collect::<Vec<_>>()
-                    .join("+")
-            ),
-            Self::HeadOnly => "head-only".into(),
-            Self::Fusion { adapters, .. } => format!("fusion of {}", adapters.join(", ")),
-            Self::Full => "full".into(),
-        }
-    }
-}
+mod eval;
+mod method;
+pub use eval::{EvalReport, evaluate, evaluate_with_order};
+pub use method::TrainingMethod;
 
 /// Settings of a classification training run.
 #[derive(Config, Debug, PartialEq)]
@@ -252,50 +126,6 @@ pub struct ClassificationData {
     /// Order of the first epoch (e.g. the PyTorch peer's permutation); later epochs shuffle
     /// from the seed.
     pub first_epoch_order: Option<Vec<usize>>,
-}
-
-/// Accuracy and loss of a model on a data set.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct EvalReport {
-    /// Accuracy in percent.
-    pub accuracy: f64,
-    /// Correct predictions.
-    pub correct: usize,
-    /// Examples evaluated.
-    pub examples: usize,
-    /// Mean cross-entropy.
-    pub loss: f64,
-    /// Examples per second.
-    pub examples_per_sec: f64,
-    /// F1 of class 1 in percent, for a two-class head (GLUE's MRPC/QQP metric); `None` for
-    /// other heads and for a score taken from an epoch summary (early stopping).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub f1: Option<f64>,
-    /// Matthews correlation × 100, for a two-class head (GLUE's CoLA metric); `None` as
-    /// [`EvalReport::f1`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub matthews: Option<f64>,
-}
-
-impl EvalReport {
-    /// The report of the validation pass recorded in `epoch` (how early stopping scored the
-    /// final weights), or `None` if that epoch was not scored.
-    fn from_summary(epoch: &EpochSummary) -> Option<Self> {
-        let (accuracy, loss) = (epoch.valid_accuracy?, epoch.valid_loss?);
-        let examples = epoch.valid_examples;
-        if examples == 0 {
-            return None;
-        }
-        Some(Self {
-            accuracy,
-            correct: (accuracy * examples as f64 / 100.0).round() as usize,
-            examples,
-            loss,
-            examples_per_sec: examples as f64 / epoch.valid_seconds.max(1e-9),
-            f1: None,
-            matthews: None,
-        })
-    }
 }
 
 /// What a training run produced.
@@ -396,57 +226,6 @@ pub fn prepare_model(
     let model = freeze_except(model, &trainable)?;
     let summary = param_summary(&model, &trainable)?;
     Ok((model, attached, summary))
-}
-
-/// Evaluate `model` (used in eval mode: no dropout) on `items`, after checking that they and
-/// the batcher's tokenizer fit the model; batches in input order.
-pub fn evaluate(
-    model: &BertClassifier,
-    items: &[EncodedItem],
-    batcher: &ClassificationBatcher,
-    batch_size: usize,
-    device: &Device,
-) -> Result<EvalReport> {
-    evaluate_with_order(model, items, batcher, batch_size, BatchOrder::Input, device)
-}
-
-/// [`evaluate`] with a choice of batch order ([`BatchOrder::ByLength`]: length-grouped
-/// batches, less padding, the same accuracy).
-pub fn evaluate_with_order(
-    model: &BertClassifier,
-    items: &[EncodedItem],
-    batcher: &ClassificationBatcher,
-    batch_size: usize,
-    order: BatchOrder,
-    device: &Device,
-) -> Result<EvalReport> {
-    if items.is_empty() {
-        return Err(TrainError::InvalidConfig("nothing to evaluate".into()));
-    }
-    let started = Instant::now();
-    let p = predict(model, items, batcher, batch_size, order, device)?;
-    let correct = p
-        .labels
-        .iter()
-        .zip(items)
-        .filter(|(l, item)| **l == item.label)
-        .count();
-    let n = items.len();
-    // F1 and MCC only for a two-class head (a 3-class dev set may hold only 0/1 labels).
-    let binary = (model.head()?.num_labels() == 2)
-        .then(|| {
-            BinaryCounts::from_pairs(p.labels.iter().copied().zip(items.iter().map(|i| i.label)))
-        })
-        .flatten();
-    Ok(EvalReport {
-        accuracy: 100.0 * correct as f64 / n as f64,
-        correct,
-        examples: n,
-        loss: p.losses.iter().sum::<f64>() / n as f64,
-        examples_per_sec: n as f64 / started.elapsed().as_secs_f64().max(1e-9),
-        f1: binary.map(|c| 100.0 * c.f1()),
-        matthews: binary.map(|c| 100.0 * c.matthews()),
-    })
 }
 
 /// The settings a checkpoint of a classification run records, and a resume must match.
