@@ -37,6 +37,41 @@ pub enum EpochOrder {
     },
 }
 
+/// The items a run trains on and their epoch order: with `max_steps`, the first
+/// `max_steps * batch_size` items of the first-epoch order (`first` when it covers every item,
+/// else the seed's shuffle) visited sequentially; otherwise every item, `first` then shuffles
+/// from `seed` (or shuffles from the start).
+pub fn epoch_plan<T: Clone>(
+    items: &[T],
+    max_steps: Option<usize>,
+    batch_size: usize,
+    first: Option<&Vec<usize>>,
+    seed: u64,
+) -> (Vec<T>, EpochOrder) {
+    match (max_steps.map(|s| s * batch_size), first) {
+        (Some(n), first) => {
+            let order = first
+                .filter(|o| o.len() == items.len())
+                .cloned()
+                .unwrap_or_else(|| shuffled_indices(items.len(), seed));
+            let cut = order
+                .iter()
+                .take(n)
+                .filter_map(|&i| items.get(i).cloned())
+                .collect();
+            (cut, EpochOrder::Sequential)
+        }
+        (None, Some(first)) => (
+            items.to_vec(),
+            EpochOrder::FirstThenShuffled {
+                first: first.clone(),
+                seed,
+            },
+        ),
+        (None, None) => (items.to_vec(), EpochOrder::Shuffled { seed }),
+    }
+}
+
 fn mix(seed: u64, epoch: usize) -> u64 {
     // SplitMix64 finaliser of seed + epoch: distinct, well-spread seeds per epoch.
     let mut z = seed.wrapping_add((epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));

@@ -22,11 +22,9 @@ use serde::Serialize;
 
 use crate::correlation::{pearson, spearman};
 use crate::data::stsb::ScoredPair;
-use crate::data::{
-    ClassificationBatcher, EncodedItem, TextClassificationItem, TokenizedDataset, shuffled_indices,
-};
+use crate::data::{ClassificationBatcher, EncodedItem, TextClassificationItem, TokenizedDataset};
 use crate::error::{Result, TrainError};
-use crate::loader::EpochOrder;
+use crate::loader::epoch_plan;
 use crate::predict::{BatchOrder, predict};
 use crate::render::EpochSummary;
 use crate::run::{
@@ -331,21 +329,13 @@ pub fn train_regressor_from_dir(
     std::fs::create_dir_all(out).map_err(crate::run::io_err(out))?;
     let device = training_device(&model)?;
 
-    let (train_items, order) = match config.max_steps {
-        Some(steps) => {
-            let order = shuffled_indices(data.train.len(), config.seed);
-            let items: Vec<ScoredItem> = order
-                .iter()
-                .take(steps * config.batch_size)
-                .filter_map(|&i| data.train.get(i).cloned())
-                .collect();
-            (items, EpochOrder::Sequential)
-        }
-        None => (
-            data.train.clone(),
-            EpochOrder::Shuffled { seed: config.seed },
-        ),
-    };
+    let (train_items, order) = epoch_plan(
+        &data.train,
+        config.max_steps,
+        config.batch_size,
+        None,
+        config.seed,
+    );
     let mut fp = Fingerprint::default();
     fp.add([train_items.len() as u64]);
     for item in &train_items {

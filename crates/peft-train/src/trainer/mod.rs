@@ -20,9 +20,9 @@ use peft_models::head::{BertClassifier, ClassificationHeadConfig, HeadInit, Head
 use serde::Serialize;
 
 use crate::adapter_io::save_full_classifier;
-use crate::data::{ClassificationBatcher, EncodedItem, shuffled_indices};
+use crate::data::{ClassificationBatcher, EncodedItem};
 use crate::error::{Result, TrainError};
-use crate::loader::EpochOrder;
+use crate::loader::{EpochOrder, epoch_plan};
 use crate::optim::OptimConfig;
 use crate::render::EpochSummary;
 pub use crate::run::RunOptions;
@@ -329,32 +329,13 @@ pub fn train_classifier(
     let device = training_device(&model)?;
 
     // Training order and the optional cut to max_steps batches.
-    let per_epoch = config.max_steps.map(|s| s * config.batch_size);
-    let (train_items, order) = match (per_epoch, &data.first_epoch_order) {
-        (Some(n), first) => {
-            let order = first
-                .clone()
-                .filter(|o| o.len() == data.train.len())
-                .unwrap_or_else(|| shuffled_indices(data.train.len(), config.seed));
-            let items: Vec<EncodedItem> = order
-                .iter()
-                .take(n)
-                .filter_map(|&i| data.train.get(i).cloned())
-                .collect();
-            (items, EpochOrder::Sequential)
-        }
-        (None, Some(first)) => (
-            data.train.clone(),
-            EpochOrder::FirstThenShuffled {
-                first: first.clone(),
-                seed: config.seed,
-            },
-        ),
-        (None, None) => (
-            data.train.clone(),
-            EpochOrder::Shuffled { seed: config.seed },
-        ),
-    };
+    let (train_items, order) = epoch_plan(
+        &data.train,
+        config.max_steps,
+        config.batch_size,
+        data.first_epoch_order.as_ref(),
+        config.seed,
+    );
 
     let signature = signature(config, &model, &train_items, &order)?;
     let trainable = config.method.trainable(&config.task);
